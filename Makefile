@@ -1,0 +1,135 @@
+# uco: plain GNU make, everything into build/.
+#   make                 libuco.{a,so} and the examples
+#   make test            Check suite, aarch64 core under qemu, then ASan+UBSan
+#   make bench           benchmarks (for now: the seed samples, timed)
+#   make install PREFIX=/usr/local DESTDIR=
+#   make sanitize | test-aarch64 | valgrind | clean
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+VERSION := 0.1.0
+
+CC      ?= cc
+ARCH    := $(shell uname -m)
+B       ?= build
+SAN     ?=
+
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CPPFLAGS_UCO := -Iinclude -Iruntime -D_GNU_SOURCE
+BASE_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden -fstack-clash-protection $(WARN)
+
+ifeq ($(SAN),1)
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  ALLOC_LIBS :=
+else
+  SANFLAGS :=
+  # jemalloc owns malloc in normal builds; ASan needs the system allocator.
+  ALLOC_LIBS := -ljemalloc
+endif
+
+LIBS    := -luring $(ALLOC_LIBS) -lpthread
+RT_SRC  := runtime/stack.c runtime/compat.c runtime/coro.c runtime/sched.c \
+           runtime/overflow.c runtime/reactor.c runtime/ops_time.c
+ARCH_SRC := runtime/arch/$(ARCH)/switch.S
+RT_OBJ  := $(RT_SRC:%.c=$(B)/obj/%.o) $(ARCH_SRC:%.S=$(B)/obj/%.o)
+HDRS    := include/uco.h runtime/internal.h
+
+EXAMPLES := hello gather custom_await
+EX_BIN  := $(EXAMPLES:%=$(B)/examples/%)
+
+TESTS   := test_core test_reactor test_examples
+TEST_BIN := $(TESTS:%=$(B)/tests/%)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
+
+DEPS_STAMP := build/.deps-ok
+
+.PHONY: all lib examples test test-run test-x86 test-aarch64 sanitize valgrind bench install clean deps
+all: lib examples
+
+deps $(DEPS_STAMP): tools/deps.sh
+	@sh tools/deps.sh
+	@mkdir -p build && touch $(DEPS_STAMP)
+
+lib: $(B)/libuco.a $(B)/libuco.so
+examples: $(EX_BIN)
+
+$(B)/obj/%.o: %.c $(HDRS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS_UCO) -c $< -o $@
+
+$(B)/obj/%.o: %.S | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libuco.a: $(RT_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libuco.so: $(RT_OBJ) runtime/libuco.map
+	$(CC) -shared -Wl,-soname,libuco.so.0 -Wl,--version-script=runtime/libuco.map \
+	    $(SANFLAGS) -o $@ $(RT_OBJ) $(LIBS)
+
+$(B)/examples/%: examples/%.c $(B)/libuco.a include/uco.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) -Iinclude $< -o $@ $(B)/libuco.a $(LIBS)
+
+$(B)/tests/%: tests/%.c tests/util.h $(B)/libuco.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS_UCO) -DUCO_BUILD_DIR='"$(B)"' \
+	    -rdynamic $< $(wildcard tests/arch/$(ARCH)_*.S) -o $@ $(B)/libuco.a $(LIBS) $(CHECK_LIBS)
+
+# Runs every test binary of this build flavour; fails if any fails.
+test-run: $(TEST_BIN) $(EX_BIN)
+	@fail=0; for t in $(TEST_BIN); do $$t || fail=1; done; exit $$fail
+
+test-x86: lib examples
+	@$(MAKE) --no-print-directory test-run
+
+test: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory test-x86
+	@$(MAKE) --no-print-directory test-aarch64
+	@$(MAKE) --no-print-directory sanitize
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer, built
+# apart in build/san with the system allocator.
+sanitize: $(DEPS_STAMP)
+	@echo "== sanitizers (ASan+UBSan) =="
+	@ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:abort_on_error=0 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 $(MAKE) --no-print-directory B=build/san SAN=1 test-run
+
+# The coroutine core (switch, stacks, scheduler; no ring: qemu-user has
+# none) cross-built for aarch64 and run under qemu with a tiny runner.
+A64_CC  := aarch64-linux-gnu-gcc
+A64_SRC := runtime/stack.c runtime/compat.c runtime/coro.c runtime/sched.c \
+           runtime/overflow.c runtime/arch/aarch64/switch.S tests/ringless.c \
+           tests/test_core.c tests/arch/aarch64_regs.S
+test-aarch64: $(DEPS_STAMP)
+	@echo "== aarch64 core under qemu-aarch64 =="
+	@mkdir -p build/aarch64
+	$(A64_CC) -std=gnu11 -O2 -g $(WARN) -static $(CPPFLAGS_UCO) -DUCO_NO_RING -DUCO_MINICHECK \
+	    -Itests $(A64_SRC) -o build/aarch64/test_core -lpthread
+	qemu-aarch64 build/aarch64/test_core
+
+valgrind: lib examples $(TEST_BIN)
+	UCO_TEST_VALGRIND=1 valgrind -q --error-exitcode=1 --leak-check=full $(B)/examples/hello
+
+bench: lib examples
+	@echo "== seed samples (the benchmark suite comes with issue 5) =="
+	@for e in $(EXAMPLES); do echo "-- $$e"; /usr/bin/time -f "   %e s wall, %M KiB max RSS" $(B)/examples/$$e; done
+
+install: lib
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/uco.h $(DESTDIR)$(INCDIR)/uco.h
+	install -m 644 $(B)/libuco.a $(DESTDIR)$(LIBDIR)/libuco.a
+	install -m 755 $(B)/libuco.so $(DESTDIR)$(LIBDIR)/libuco.so.$(VERSION)
+	ln -sf libuco.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libuco.so.0
+	ln -sf libuco.so.0 $(DESTDIR)$(LIBDIR)/libuco.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/uco.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/uco.pc
+
+clean:
+	rm -rf build

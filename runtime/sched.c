@@ -1,0 +1,343 @@
+/* Tasks, the run queue and the loop: uco_run, spawn, join, gather, yield,
+ * park and wake.  Knows nothing of io_uring: the reactor is reached only
+ * through reactor_poll(), so this layer also runs ringless under qemu. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* The only global state: this thread's runtime, NULL outside uco_run. */
+__thread struct uco_rt *uco_rt_cur __attribute__((tls_model("initial-exec")));
+
+static void runq_push(struct uco_rt *rt, uco_task *t)
+{
+    t->state = T_READY;
+    t->next = NULL;
+    if (rt->runq_tail)
+        rt->runq_tail->next = t;
+    else
+        rt->runq_head = t;
+    rt->runq_tail = t;
+    rt->runq_len++;
+}
+
+static uco_task *runq_pop(struct uco_rt *rt)
+{
+    uco_task *t = rt->runq_head;
+    rt->runq_head = t->next;
+    if (!rt->runq_head)
+        rt->runq_tail = NULL;
+    rt->runq_len--;
+    return t;
+}
+
+/* Next task to run in this pass, or NULL when the loop must poll first. */
+static uco_task *next_in_pass(struct uco_rt *rt)
+{
+    if (!rt->budget || !rt->runq_head)
+        return NULL;
+    rt->budget--;
+    return runq_pop(rt);
+}
+
+static struct coro *enter(struct uco_rt *rt, uco_task *next)
+{
+    rt->current = next;
+    if (!next)
+        return &rt->sched_ctx;
+    next->state = T_RUNNING;
+    return &next->ctx;
+}
+
+/* Leaves the running task `from` (already queued or parked) for the next
+ * runnable task, directly, without a trip through the loop: one switch
+ * per hand-off.  The loop gets control back when the pass ends. */
+static void switch_from(struct uco_rt *rt, uco_task *from)
+{
+    uco_task *next = next_in_pass(rt);
+    if (next == from) {
+        rt->current = from;
+        from->state = T_RUNNING;
+        return;
+    }
+    coro_switch(&from->ctx, enter(rt, next));
+}
+
+void sched_park(struct uco_rt *rt, enum task_state st)
+{
+    uco_task *self = rt->current;
+    self->state = st;
+    switch_from(rt, self);
+}
+
+void sched_wake(struct uco_rt *rt, uco_task *t)
+{
+    runq_push(rt, t);
+}
+
+static void all_link(struct uco_rt *rt, uco_task *t)
+{
+    t->all_prev = NULL;
+    t->all_next = rt->all;
+    if (rt->all)
+        rt->all->all_prev = t;
+    rt->all = t;
+}
+
+static void task_free(struct uco_rt *rt, uco_task *t)
+{
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else
+        rt->all = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    stack_unmap(&t->stack);
+    free(t);
+}
+
+static __attribute__((noreturn)) void task_finish(uco_task *t)
+{
+    struct uco_rt *rt = t->rt;
+    t->state = T_DONE;
+    rt->live--;
+    if (t->joiner)
+        sched_wake(rt, t->joiner);
+    /* Still running on this stack: pooling it is safe (nothing reuses it
+     * before we switch away); unmapping it is not, so the loop does that. */
+    struct stack s = t->stack;
+    t->stack.base = NULL;
+    if (!stack_pool_put(&rt->pool, &s))
+        rt->dead = s;
+    if (t->flags & TF_DETACHED)
+        task_free(rt, t);
+    coro_exit(enter(rt, rt->dead.base ? NULL : next_in_pass(rt)));
+}
+
+static void task_entry(void *arg)
+{
+    uco_task *t = arg;
+    coro_started();
+    t->result = t->fn(t->arg);
+    task_finish(t);
+}
+
+static int task_create(struct uco_rt *rt, uco_fn fn, void *arg, size_t size, uco_task **out)
+{
+    uco_task *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    int ret = stack_get(&rt->pool, size, &t->stack);
+    if (ret < 0) {
+        free(t);
+        return ret;
+    }
+    coro_init(&t->ctx, stack_lo(&t->stack), stack_usable(&t->stack), task_entry, t);
+    t->rt = rt;
+    t->fn = fn;
+    t->arg = arg;
+    t->id = ++rt->next_id;
+    all_link(rt, t);
+    rt->live++;
+    runq_push(rt, t);
+    *out = t;
+    return 0;
+}
+
+int uco_spawn_ex(uco_task **out, uco_fn fn, void *arg, size_t stack_size)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    if (!rt)
+        return -EPERM;
+    if (!out || !fn || (stack_size && stack_size < UCO_STACK_MIN))
+        return -EINVAL;
+    size_t size = stack_size ? stack_round(stack_size) : rt->pool.size;
+    return task_create(rt, fn, arg, size, out);
+}
+
+uco_task *uco_spawn(uco_fn fn, void *arg)
+{
+    uco_task *t = NULL;
+    return uco_spawn_ex(&t, fn, arg, 0) == 0 ? t : NULL;
+}
+
+int uco_join(uco_task *t, intptr_t *result)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    uco_task *self = rt ? rt->current : NULL;
+    if (!self)
+        return -EPERM;
+    if (t == self)
+        return -EDEADLK;
+    if (!t || t->rt != rt || (t->flags & (TF_DETACHED | TF_JOINED)))
+        return -EINVAL;
+    t->flags |= TF_JOINED;
+    if (t->state != T_DONE) {
+        t->joiner = self;
+        sched_park(rt, T_PARKED_JOIN);
+    }
+    if (result)
+        *result = t->result;
+    task_free(rt, t);
+    return 0;
+}
+
+int uco_gather(uco_task *const *tasks, size_t n, intptr_t *results)
+{
+    if (!sched_current())
+        return -EPERM;
+    if (n && !tasks)
+        return -EINVAL;
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ret = uco_join(tasks[i], results ? &results[i] : NULL);
+        if (ret < 0 && !first)
+            first = ret;
+    }
+    return first;
+}
+
+int uco_detach(uco_task *t)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    if (!t || (t->flags & (TF_DETACHED | TF_JOINED)))
+        return -EINVAL;
+    if (t->rt != rt)
+        return -EPERM;
+    if (t->state == T_DONE)
+        task_free(rt, t);
+    else
+        t->flags |= TF_DETACHED;
+    return 0;
+}
+
+int uco_yield(void)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    uco_task *self = rt ? rt->current : NULL;
+    if (!self)
+        return -EPERM;
+    runq_push(rt, self);
+    switch_from(rt, self);
+    return 0;
+}
+
+uco_task *uco_self(void)
+{
+    return sched_current();
+}
+
+int uco_park(void)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    uco_task *self = rt ? rt->current : NULL;
+    if (!self)
+        return -EPERM;
+    self->wake_value = 0;
+    sched_park(rt, T_PARKED_USER);
+    return self->wake_value;
+}
+
+int uco_wake(uco_task *t, int value)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    if (!t)
+        return -EINVAL;
+    if (!rt || t->rt != rt)
+        return -EPERM;
+    if (t->state != T_PARKED_USER)
+        return -EINVAL;
+    t->wake_value = value;
+    sched_wake(rt, t);
+    return 0;
+}
+
+/* One pass runs the tasks that were runnable when it began (asyncio's
+ * "ready" snapshot); tasks woken meanwhile wait for the next pass, after
+ * the reactor has submitted and reaped. */
+static void sched_loop(struct uco_rt *rt)
+{
+    for (;;) {
+        stack_unmap(&rt->dead);
+        if (!rt->live)
+            return;
+        unsigned inflight = reactor_poll(rt, rt->runq_head == NULL);
+        if (!rt->runq_head) {
+            if (inflight)
+                continue;
+            rt->deadlock = true;
+            fprintf(stderr, "uco: deadlock: %zu task(s) parked with nothing in flight "
+                            "that could wake them\n", rt->live);
+            return;
+        }
+        rt->budget = rt->runq_len - 1;
+        uco_task *t = runq_pop(rt);
+        coro_switch(&rt->sched_ctx, enter(rt, t));
+        rt->current = NULL;
+    }
+}
+
+static void rt_destroy(struct uco_rt *rt)
+{
+    while (rt->all)
+        task_free(rt, rt->all);
+    stack_unmap(&rt->dead);
+    overflow_remove(rt);
+    reactor_fini(rt);
+    stack_pool_fini(&rt->pool);
+    free(rt);
+}
+
+static int rt_create(const uco_config *c, struct uco_rt **out)
+{
+    if (c->stack_size && c->stack_size < UCO_STACK_MIN)
+        return -EINVAL;
+    if (c->flags & ~UCO_CFG_NO_DEFER_TASKRUN)
+        return -EINVAL;
+    struct uco_rt *rt = calloc(1, sizeof(*rt));
+    if (!rt)
+        return -ENOMEM;
+    size_t size = stack_round(c->stack_size ? c->stack_size : UCO_STACK_DEFAULT);
+    int ret = stack_pool_init(&rt->pool, size, c->stack_pool ? c->stack_pool : 256);
+    if (ret < 0) {
+        free(rt);
+        return ret;
+    }
+    coro_init_thread(&rt->sched_ctx);
+    ret = reactor_init(rt, c);
+    if (ret == 0)
+        ret = overflow_install(rt);
+    if (ret < 0) {
+        rt_destroy(rt);
+        return ret;
+    }
+    *out = rt;
+    return 0;
+}
+
+intptr_t uco_run(uco_fn fn, void *arg, const uco_config *cfg)
+{
+    if (uco_rt_cur)
+        return -EBUSY;
+    if (!fn)
+        return -EINVAL;
+    uco_config c = {0};
+    if (cfg)
+        c = *cfg;
+    struct uco_rt *rt;
+    int ret = rt_create(&c, &rt);
+    if (ret < 0)
+        return ret;
+    uco_rt_cur = rt;
+    uco_task *main_task;
+    intptr_t res = task_create(rt, fn, arg, rt->pool.size, &main_task);
+    if (res == 0) {
+        main_task->flags |= TF_JOINED; /* uco_run takes its result */
+        sched_loop(rt);
+        res = rt->deadlock ? -EDEADLK : main_task->result;
+    }
+    rt_destroy(rt);
+    uco_rt_cur = NULL;
+    return res;
+}

@@ -1,0 +1,94 @@
+/* Task stacks: mmap'd, lazily committed, a guard region below the usable
+ * part, and a bounded pool of default-size stacks for reuse. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UCO_VALGRIND 1
+#endif
+#endif
+
+size_t stack_round(size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (size + page - 1) & ~(page - 1);
+}
+
+static int stack_map(size_t size, bool advise, struct stack *out)
+{
+    size_t len = size + STACK_GUARD;
+    /* NORESERVE + no populate: pages are committed only when touched, so an
+     * idle task costs the one or two pages it has used. */
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    int ret = compat_guard_install(p, STACK_GUARD, advise);
+    if (ret < 0) {
+        munmap(p, len);
+        return ret;
+    }
+    out->base = p;
+    out->len = len;
+#ifdef UCO_VALGRIND
+    out->vg_id = VALGRIND_STACK_REGISTER(p + STACK_GUARD, p + len);
+#else
+    out->vg_id = 0;
+#endif
+    return 0;
+}
+
+void stack_unmap(struct stack *s)
+{
+    if (!s->base)
+        return;
+#ifdef UCO_VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+    munmap(s->base, s->len);
+    s->base = NULL;
+}
+
+int stack_pool_init(struct stack_pool *p, size_t size, unsigned cap)
+{
+    p->items = calloc(cap ? cap : 1, sizeof(*p->items));
+    if (!p->items)
+        return -ENOMEM;
+    p->n = 0;
+    p->cap = cap;
+    p->size = size;
+    p->guard_advise = compat_guard_probe();
+    return 0;
+}
+
+void stack_pool_fini(struct stack_pool *p)
+{
+    while (p->n)
+        stack_unmap(&p->items[--p->n]);
+    free(p->items);
+    p->items = NULL;
+}
+
+int stack_get(struct stack_pool *p, size_t size, struct stack *out)
+{
+    if (size == p->size && p->n) {
+        *out = p->items[--p->n];
+        coro_stack_reuse(stack_lo(out), stack_usable(out));
+        return 0;
+    }
+    return stack_map(size, p->guard_advise, out);
+}
+
+bool stack_pool_put(struct stack_pool *p, const struct stack *s)
+{
+    if (stack_usable(s) != p->size || p->n == p->cap)
+        return false;
+    p->items[p->n++] = *s;
+    return true;
+}

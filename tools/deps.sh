@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the Debian packages uco needs to build, test and benchmark.
+# Called by make when a dependency is missing; safe to run by hand.
+# As root it runs apt-get; otherwise it prints the exact command and stops.
+set -eu
+
+PKGS="build-essential g++ pkg-config liburing-dev libjemalloc-dev check \
+libsubunit-dev libbenchmark-dev valgrind qemu-user gcc-aarch64-linux-gnu \
+libc6-dev-arm64-cross"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "uco: missing Debian packages:$missing" >&2
+if [ "$(id -u)" != 0 ]; then
+    echo "uco: run this as root, then run make again:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "uco: installed:$missing" >&2
