@@ -19,7 +19,7 @@ SAN     ?=
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS_UCO := -Iinclude -Iruntime -D_GNU_SOURCE
-BASE_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden -fstack-clash-protection $(WARN)
+BASE_CFLAGS := -std=gnu11 -fPIC -fstack-clash-protection $(WARN)
 
 ifeq ($(SAN),1)
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -46,7 +46,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all lib examples test test-run test-x86 test-aarch64 sanitize valgrind bench install clean deps
+.PHONY: all lib examples test test-run test-x86 test-install test-aarch64 sanitize valgrind bench install clean deps
 all: lib examples
 
 deps $(DEPS_STAMP): tools/deps.sh
@@ -56,7 +56,7 @@ deps $(DEPS_STAMP): tools/deps.sh
 lib: $(B)/libuco.a $(B)/libuco.so
 examples: $(EX_BIN)
 
-$(B)/obj/%.o: %.c $(HDRS) | $(DEPS_STAMP)
+$(B)/obj/%.o: %.c $(HDRS) Makefile | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS_UCO) -c $< -o $@
 
@@ -87,6 +87,7 @@ test-run: $(TEST_BIN) $(EX_BIN)
 
 test-x86: lib examples
 	@$(MAKE) --no-print-directory test-run
+	@sh tests/install.sh $(B)
 
 test: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory test-x86
@@ -111,7 +112,7 @@ test-aarch64: $(DEPS_STAMP)
 	@echo "== aarch64 core under qemu-aarch64 =="
 	@mkdir -p build/aarch64
 	$(A64_CC) -std=gnu11 -O2 -g $(WARN) -static $(CPPFLAGS_UCO) -DUCO_NO_RING -DUCO_MINICHECK \
-	    -Itests $(A64_SRC) -o build/aarch64/test_core -lpthread
+	    -Itests $(A64_SRC) -o build/aarch64/test_core -lpthread -lm
 	qemu-aarch64 build/aarch64/test_core
 
 valgrind: lib examples $(TEST_BIN)

@@ -74,15 +74,17 @@ void coro_switch(struct coro *from, struct coro *to)
 #endif
 }
 
-/* Leaves a finished context for good: its fake stack is dropped and its
- * registers are saved nowhere that matters. */
+/* Leaves a finished context for good: its fake stack is dropped.  The
+ * dying context's sp is written over to->sp, which the switch has already
+ * loaded and which `to` rewrites when it next suspends: no slot on the
+ * dying stack (ASan may have put locals on the fake stack just dropped)
+ * and no slot in a task that may already be freed. */
 void coro_exit(struct coro *to)
 {
-    void *trash;
 #ifdef UCO_ASAN
     __sanitizer_start_switch_fiber(NULL, to->stack_lo, to->stack_size);
 #endif
-    uco_arch_switch(&trash, to->sp);
+    uco_arch_switch(&to->sp, to->sp);
     __builtin_unreachable();
 }
 

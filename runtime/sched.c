@@ -62,6 +62,8 @@ static void switch_from(struct uco_rt *rt, uco_task *from)
         return;
     }
     coro_switch(&from->ctx, enter(rt, next));
+    if (unlikely(rt->deadlock)) /* being discarded: see discard_parked() */
+        coro_exit(&rt->sched_ctx);
 }
 
 void sched_park(struct uco_rt *rt, enum task_state st)
@@ -278,8 +280,24 @@ static void sched_loop(struct uco_rt *rt)
     }
 }
 
+/* After a deadlock, each parked task is resumed once only to leave through
+ * coro_exit(), so that the sanitizers drop its state as for any finished
+ * task.  Its own frames are abandoned, not unwound. */
+static void discard_parked(struct uco_rt *rt)
+{
+    for (uco_task *t = rt->all; t; t = t->all_next) {
+        if (t->state == T_DONE)
+            continue;
+        rt->current = t;
+        coro_switch(&rt->sched_ctx, &t->ctx);
+    }
+    rt->current = NULL;
+}
+
 static void rt_destroy(struct uco_rt *rt)
 {
+    if (rt->deadlock)
+        discard_parked(rt);
     while (rt->all)
         task_free(rt, rt->all);
     stack_unmap(&rt->dead);

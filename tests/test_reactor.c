@@ -1,0 +1,299 @@
+/* The reactor: sleeps, custom awaitables, batching, a full SQ and an
+ * overflowing CQ, the idle runtime blocking in the kernel. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* ---- sleep ---- */
+
+static int wake_log[8];
+static int wake_n;
+
+static intptr_t sleeper(void *arg)
+{
+    int ms = (int)(intptr_t)arg;
+    ck_assert_int_eq(uco_sleep(UCO_MSEC(ms)), 0);
+    if (wake_n < 8)
+        wake_log[wake_n] = ms;
+    wake_n++;
+    return 0;
+}
+
+static intptr_t deadline_main(void *arg)
+{
+    (void)arg;
+    static const int ms[] = {50, 10, 40, 20, 30};
+    uco_task *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = uco_spawn(sleeper, (void *)(intptr_t)ms[i]);
+    ck_assert_int_eq(uco_gather(t, 5, NULL), 0);
+    return 0;
+}
+
+START_TEST(test_sleeps_wake_in_deadline_order)
+{
+    ck_assert_int_eq(uco_run(deadline_main, NULL, NULL), 0);
+    ck_assert_int_eq(wake_n, 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(wake_log[i], (i + 1) * 10);
+}
+END_TEST
+
+static intptr_t two_sleeps_main(void *arg)
+{
+    (void)arg;
+    uco_task *t[2] = {uco_spawn(sleeper, (void *)200), uco_spawn(sleeper, (void *)200)};
+    return uco_gather(t, 2, NULL);
+}
+
+START_TEST(test_two_200ms_sleeps_run_concurrently)
+{
+    double t0 = now_sec();
+    ck_assert_int_eq(uco_run(two_sleeps_main, NULL, NULL), 0);
+    double dt = now_sec() - t0;
+    ck_assert_msg(dt >= 0.199 && dt < 0.35, "took %.3f s", dt);
+}
+END_TEST
+
+static char zlog[8];
+static int zn;
+
+static intptr_t zero_sleeper(void *arg)
+{
+    zlog[zn++] = *(const char *)arg;
+    ck_assert_int_eq(uco_sleep(0), 0);
+    zlog[zn++] = *(const char *)arg;
+    return 0;
+}
+
+static intptr_t zero_main(void *arg)
+{
+    (void)arg;
+    uco_task *t[2] = {uco_spawn(zero_sleeper, "a"), uco_spawn(zero_sleeper, "b")};
+    return uco_gather(t, 2, NULL);
+}
+
+START_TEST(test_zero_sleep_yields)
+{
+    ck_assert_int_eq(uco_run(zero_main, NULL, NULL), 0);
+    ck_assert_str_eq(zlog, "abab");
+}
+END_TEST
+
+static intptr_t idle_main(void *arg)
+{
+    (void)arg;
+    return uco_sleep(UCO_MSEC(300));
+}
+
+START_TEST(test_idle_runtime_blocks_in_the_kernel)
+{
+    double c0 = cpu_sec();
+    ck_assert_int_eq(uco_run(idle_main, NULL, NULL), 0);
+    double used = cpu_sec() - c0;
+    /* A busy loop would burn the whole 300 ms. */
+    ck_assert_msg(used < 0.05, "used %.3f s of CPU while sleeping", used);
+}
+END_TEST
+
+/* ---- custom awaitables ---- */
+
+static intptr_t await_main(void *arg)
+{
+    (void)arg;
+    struct io_uring_sqe *sqe = uco_sqe();
+    ck_assert_ptr_nonnull(sqe);
+    io_uring_prep_nop(sqe);
+    ck_assert_int_eq(uco_await(sqe), 0);
+
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(write(p[1], "hello", 5), 5);
+    char buf[16] = {0};
+    sqe = uco_sqe();
+    io_uring_prep_read(sqe, p[0], buf, sizeof(buf), 0);
+    unsigned flags = 99;
+    ck_assert_int_eq(uco_await_flags(sqe, &flags), 5);
+    ck_assert_str_eq(buf, "hello");
+    ck_assert_uint_eq(flags & IORING_CQE_F_MORE, 0);
+
+    /* A read that must wait: the writer runs while the reader is parked. */
+    close(p[1]);
+    sqe = uco_sqe();
+    io_uring_prep_read(sqe, p[0], buf, sizeof(buf), 0);
+    ck_assert_int_eq(uco_await(sqe), 0); /* EOF */
+    close(p[0]);
+
+    sqe = uco_sqe();
+    io_uring_prep_read(sqe, p[0], buf, sizeof(buf), 0); /* closed fd */
+    ck_assert_int_eq(uco_await(sqe), -EBADF);
+    ck_assert_int_eq(uco_await(NULL), -EINVAL);
+    return 0;
+}
+
+START_TEST(test_custom_awaitables_return_the_cqe_result)
+{
+    ck_assert_int_eq(uco_run(await_main, NULL, NULL), 0);
+}
+END_TEST
+
+struct pipe_pair {
+    int fd[2];
+};
+
+static intptr_t pipe_writer(void *arg)
+{
+    struct pipe_pair *pp = arg;
+    uco_sleep(UCO_MSEC(20));
+    struct io_uring_sqe *sqe = uco_sqe();
+    io_uring_prep_write(sqe, pp->fd[1], "late", 4, 0);
+    return uco_await(sqe);
+}
+
+static intptr_t parked_read_main(void *arg)
+{
+    (void)arg;
+    struct pipe_pair pp;
+    ck_assert_int_eq(pipe(pp.fd), 0);
+    uco_task *w = uco_spawn(pipe_writer, &pp);
+    char buf[8] = {0};
+    struct io_uring_sqe *sqe = uco_sqe();
+    io_uring_prep_read(sqe, pp.fd[0], buf, sizeof(buf), 0);
+    ck_assert_int_eq(uco_await(sqe), 4);
+    ck_assert_str_eq(buf, "late");
+    intptr_t r;
+    ck_assert_int_eq(uco_join(w, &r), 0);
+    ck_assert_int_eq(r, 4);
+    close(pp.fd[0]);
+    close(pp.fd[1]);
+    return 0;
+}
+
+START_TEST(test_parked_read_is_resumed_by_another_task_write)
+{
+    ck_assert_int_eq(uco_run(parked_read_main, NULL, NULL), 0);
+}
+END_TEST
+
+/* ---- ring limits ---- */
+
+static intptr_t nop_task(void *arg)
+{
+    (void)arg;
+    int ok = 0;
+    for (int i = 0; i < 10; i++) {
+        struct io_uring_sqe *sqe = uco_sqe();
+        io_uring_prep_nop(sqe);
+        ok += uco_await(sqe) == 0;
+    }
+    return ok;
+}
+
+static intptr_t flood_main(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+    uco_task **t = calloc((size_t)n, sizeof(*t));
+    intptr_t *r = calloc((size_t)n, sizeof(*r));
+    for (int i = 0; i < n; i++)
+        t[i] = uco_spawn(nop_task, NULL);
+    ck_assert_int_eq(uco_gather(t, (size_t)n, r), 0);
+    long total = 0;
+    for (int i = 0; i < n; i++)
+        total += r[i];
+    free(t);
+    free(r);
+    return total;
+}
+
+START_TEST(test_full_sq_and_cq_overflow_lose_nothing)
+{
+    /* 4 SQ / 16 CQ entries against 2,000 tasks awaiting at once: the SQ
+     * fills on every pass and the CQ overflows into the kernel's list. */
+    uco_config c = {.ring_entries = 4};
+    ck_assert_int_eq(uco_run(flood_main, (void *)2000, &c), 20000);
+    c.flags = UCO_CFG_NO_DEFER_TASKRUN;
+    ck_assert_int_eq(uco_run(flood_main, (void *)2000, &c), 20000);
+}
+END_TEST
+
+static intptr_t many_sleeps_main(void *arg)
+{
+    (void)arg;
+    enum { N = 1000 };
+    static uco_task *t[N];
+    for (int i = 0; i < N; i++)
+        t[i] = uco_spawn(sleeper, (void *)(intptr_t)(1 + i % 7));
+    return uco_gather(t, N, NULL);
+}
+
+START_TEST(test_timeouts_survive_a_tiny_ring)
+{
+    uco_config c = {.ring_entries = 2};
+    wake_n = 0;
+    ck_assert_int_eq(uco_run(many_sleeps_main, NULL, &c), 0);
+    ck_assert_int_eq(wake_n, 1000);
+}
+END_TEST
+
+START_TEST(test_ring_setup_errors_are_returned)
+{
+    uco_config c = {.ring_entries = 1u << 20}; /* above the kernel's 32768 */
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(idle_main, NULL, &c), -EINVAL);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+START_TEST(test_ring_calls_outside_a_coroutine_return_eperm)
+{
+    ck_assert_ptr_null(uco_sqe());
+    ck_assert_int_eq(uco_await(NULL), -EPERM);
+    ck_assert_int_eq(uco_sleep(1), -EPERM);
+}
+END_TEST
+
+START_TEST(test_rings_and_stacks_are_returned)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(deadline_main, NULL, NULL), 0);
+    int maps = count_maps();
+    wake_n = 0;
+    ck_assert_int_eq(uco_run(deadline_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+    ck_assert_int_eq(count_maps(), maps);
+}
+END_TEST
+
+START_TEST(test_jemalloc_is_the_allocator)
+{
+    if (UNDER_ASAN)
+        return; /* sanitizer builds use the system allocator on purpose */
+    ck_assert_ptr_nonnull(dlsym(RTLD_DEFAULT, "mallctl"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("reactor");
+    TCase *tc = tcase_create("reactor");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_sleeps_wake_in_deadline_order);
+    tcase_add_test(tc, test_two_200ms_sleeps_run_concurrently);
+    tcase_add_test(tc, test_zero_sleep_yields);
+    tcase_add_test(tc, test_idle_runtime_blocks_in_the_kernel);
+    tcase_add_test(tc, test_custom_awaitables_return_the_cqe_result);
+    tcase_add_test(tc, test_parked_read_is_resumed_by_another_task_write);
+    tcase_add_test(tc, test_full_sq_and_cq_overflow_lose_nothing);
+    tcase_add_test(tc, test_timeouts_survive_a_tiny_ring);
+    tcase_add_test(tc, test_ring_setup_errors_are_returned);
+    tcase_add_test(tc, test_ring_calls_outside_a_coroutine_return_eperm);
+    tcase_add_test(tc, test_rings_and_stacks_are_returned);
+    tcase_add_test(tc, test_jemalloc_is_the_allocator);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
