@@ -4,6 +4,7 @@
 #   make bench           benchmarks (for now: the seed samples, timed)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make sanitize | test-aarch64 | valgrind | clean
+#   (make test = the suite, test-aarch64, valgrind, then sanitize)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -88,10 +89,12 @@ test-run: $(TEST_BIN) $(EX_BIN)
 test-x86: lib examples
 	@$(MAKE) --no-print-directory test-run
 	@sh tests/install.sh $(B)
+	@sh tests/gdb_unwind.sh $(B)
 
 test: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory test-x86
 	@$(MAKE) --no-print-directory test-aarch64
+	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory sanitize
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer, built
@@ -115,8 +118,14 @@ test-aarch64: $(DEPS_STAMP)
 	    -Itests $(A64_SRC) -o build/aarch64/test_core -lpthread -lm
 	qemu-aarch64 build/aarch64/test_core
 
-valgrind: lib examples $(TEST_BIN)
-	UCO_TEST_VALGRIND=1 valgrind -q --error-exitcode=1 --leak-check=full $(B)/examples/hello
+# The core and reactor suites under valgrind, in one process (CK_FORK=no)
+# so that one valgrind sees every run; it must report no error and no leak.
+VG_TESTS := $(B)/tests/test_core $(B)/tests/test_reactor
+valgrind: lib examples $(VG_TESTS)
+	@echo "== valgrind (memcheck) =="
+	@fail=0; for t in $(VG_TESTS); do \
+	    CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full \
+	        --errors-for-leak-kinds=definite,indirect $$t || fail=1; done; exit $$fail
 
 bench: lib examples
 	@echo "== seed samples (the benchmark suite comes with issue 5) =="

@@ -290,9 +290,16 @@ static intptr_t yielder(void *arg)
     return n * 10;
 }
 
+static void order_reset(void)
+{
+    memset(order_log, 0, sizeof(order_log));
+    order_n = 0;
+}
+
 static intptr_t gather_main(void *arg)
 {
     (void)arg;
+    order_reset();
     uco_task *t[5];
     intptr_t res[5];
     for (int i = 0; i < 5; i++)
@@ -322,6 +329,7 @@ static intptr_t logger(void *arg)
 static intptr_t fifo_main(void *arg)
 {
     (void)arg;
+    order_reset();
     uco_task *t[3] = {uco_spawn(logger, "A"), uco_spawn(logger, "B"), uco_spawn(logger, "C")};
     ck_assert_int_eq(uco_gather(t, 3, NULL), 0);
     ck_assert_str_eq(order_log, "ABCABCABC");
@@ -416,8 +424,11 @@ START_TEST(test_second_joiner_gets_einval)
 }
 END_TEST
 
+static void *parker_frame;
+
 static intptr_t parker(void *arg)
 {
+    parker_frame = __builtin_frame_address(0);
     *(uco_task **)arg = uco_self();
     return uco_park();
 }
@@ -486,9 +497,12 @@ START_TEST(test_deadlock_returns_edeadlk_and_frees_everything)
     int fds = count_fds(), maps;
     ck_assert_int_eq(uco_run(stuck_main, NULL, NULL), -EDEADLK); /* warm up the allocator */
     maps = count_maps();
+    parker_frame = NULL;
     ck_assert_int_eq(uco_run(stuck_main, NULL, NULL), -EDEADLK);
     ck_assert_int_eq(count_fds(), fds);
-    ck_assert_int_eq(count_maps(), maps);
+    ck_assert_maps_eq(count_maps(), maps);
+    ck_assert_ptr_nonnull(parker_frame);
+    ck_assert(!is_mapped(parker_frame));
 }
 END_TEST
 
@@ -503,8 +517,14 @@ static __attribute__((noinline)) intptr_t escape(void)
     return peek(buf, 7);
 }
 
+#define CHURN_SEEN 64
+static void *churn_stacks[CHURN_SEEN]; /* a frame address in each stack seen */
+static int churn_n;
+
 static intptr_t churn_task(void *arg)
 {
+    if (churn_n < CHURN_SEEN)
+        churn_stacks[churn_n++] = __builtin_frame_address(0);
     intptr_t r = escape() + (intptr_t)arg;
     if ((intptr_t)arg % 3 == 0)
         uco_yield();
@@ -539,9 +559,13 @@ START_TEST(test_pooled_stacks_are_reused_and_all_memory_returned)
     int fds = count_fds();
     ck_assert_int_eq(uco_run(churn_main, NULL, &c), 0);
     int maps = count_maps();
+    churn_n = 0;
     ck_assert_int_eq(uco_run(churn_main, NULL, &c), 0);
-    ck_assert_int_eq(count_maps(), maps);
+    ck_assert_maps_eq(count_maps(), maps);
     ck_assert_int_eq(count_fds(), fds);
+    ck_assert_int_eq(churn_n, CHURN_SEEN);
+    for (int i = 0; i < CHURN_SEEN; i++) /* pooled or not, every stack is gone */
+        ck_assert_msg(!is_mapped(churn_stacks[i]), "stack %d still mapped", i);
 }
 END_TEST
 

@@ -37,6 +37,7 @@ static intptr_t deadline_main(void *arg)
 
 START_TEST(test_sleeps_wake_in_deadline_order)
 {
+    wake_n = 0;
     ck_assert_int_eq(uco_run(deadline_main, NULL, NULL), 0);
     ck_assert_int_eq(wake_n, 5);
     for (int i = 0; i < 5; i++)
@@ -80,6 +81,8 @@ static intptr_t zero_main(void *arg)
 
 START_TEST(test_zero_sleep_yields)
 {
+    memset(zlog, 0, sizeof(zlog));
+    zn = 0;
     ck_assert_int_eq(uco_run(zero_main, NULL, NULL), 0);
     ck_assert_str_eq(zlog, "abab");
 }
@@ -260,12 +263,13 @@ END_TEST
 START_TEST(test_rings_and_stacks_are_returned)
 {
     int fds = count_fds();
+    wake_n = 0;
     ck_assert_int_eq(uco_run(deadline_main, NULL, NULL), 0);
     int maps = count_maps();
     wake_n = 0;
     ck_assert_int_eq(uco_run(deadline_main, NULL, NULL), 0);
     ck_assert_int_eq(count_fds(), fds);
-    ck_assert_int_eq(count_maps(), maps);
+    ck_assert_maps_eq(count_maps(), maps);
 }
 END_TEST
 
@@ -277,8 +281,127 @@ START_TEST(test_jemalloc_is_the_allocator)
 }
 END_TEST
 
-int main(void)
+/* ---- no allocation per switch or await ---- */
+
+typedef int (*mallctl_fn)(const char *, void *, size_t *, void *, size_t);
+
+static uint64_t thread_allocated(mallctl_fn mallctl)
 {
+    uint64_t v = 0;
+    size_t len = sizeof(v);
+    if (mallctl("thread.allocated", &v, &len, NULL, 0) != 0)
+        return UINT64_MAX / 2; /* makes the difference below fail loudly */
+    return v;
+}
+
+/* No ck_assert in the loop: Check records every passing assertion, and
+ * that allocates. */
+static intptr_t ping(void *arg)
+{
+    int bad = 0;
+    for (int i = 0; i < 10000; i++) {
+        uco_yield();
+        struct io_uring_sqe *sqe = uco_sqe();
+        io_uring_prep_nop(sqe);
+        bad += uco_await(sqe) != 0;
+    }
+    return bad;
+}
+
+static intptr_t alloc_main(void *arg)
+{
+    mallctl_fn mallctl = (mallctl_fn)arg;
+    uco_task *t[2] = {uco_spawn(ping, NULL), uco_spawn(ping, NULL)};
+    uint64_t probe;
+    size_t len = sizeof(probe);
+    ck_assert_int_eq(mallctl("thread.allocated", &probe, &len, NULL, 0), 0);
+    uint64_t before = thread_allocated(mallctl);
+    intptr_t bad[2];
+    uco_yield(); /* both run their 10,000 switches and awaits */
+    int ret = uco_gather(t, 2, bad);
+    uint64_t used = thread_allocated(mallctl) - before;
+    ck_assert_int_eq(ret, 0);
+    ck_assert_int_eq(bad[0] + bad[1], 0);
+    return (intptr_t)used;
+}
+
+START_TEST(test_switches_and_awaits_allocate_nothing)
+{
+    mallctl_fn mallctl = (mallctl_fn)dlsym(RTLD_DEFAULT, "mallctl");
+    if (!mallctl) /* sanitizer builds run without jemalloc */
+        return;
+    ck_assert_int_eq(uco_run(alloc_main, (void *)mallctl, NULL), 0);
+}
+END_TEST
+
+/* ---- batching: one io_uring_enter per scheduler pass ---- */
+
+#define BATCH_TASKS 64
+#define BATCH_ROUNDS 100
+
+static intptr_t batch_task(void *arg)
+{
+    for (int i = 0; i < BATCH_ROUNDS; i++) {
+        struct io_uring_sqe *sqe = uco_sqe();
+        io_uring_prep_nop(sqe);
+        if (uco_await(sqe) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static intptr_t batch_main(void *arg)
+{
+    uco_task *t[BATCH_TASKS];
+    intptr_t r[BATCH_TASKS];
+    for (int i = 0; i < BATCH_TASKS; i++)
+        t[i] = uco_spawn(batch_task, NULL);
+    uco_gather(t, BATCH_TASKS, r);
+    for (int i = 0; i < BATCH_TASKS; i++)
+        if (r[i] != 0)
+            return -1;
+    return 0;
+}
+
+/* Counts the io_uring_enter calls of a child running batch_main. */
+START_TEST(test_awaits_are_submitted_in_batches)
+{
+    if (UNDER_VALGRIND || access("/usr/bin/strace", X_OK) != 0)
+        return; /* /proc/self/exe would be valgrind itself */
+    /* (LeakSanitizer cannot run under ptrace: it is off in the child.) */
+    char log[] = "/tmp/uco-strace-XXXXXX";
+    int fd = mkstemp(log);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "ASAN_OPTIONS=detect_leaks=0 /usr/bin/strace -f -c -e trace=io_uring_enter -o %s /proc/%d/exe batch-child",
+             log, (int)getpid());
+    ck_assert_int_eq(system(cmd), 0);
+    FILE *f = fopen(log, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    long calls = -1;
+    while (fgets(line, sizeof(line), f)) {
+        double pct, secs;
+        long usecs, n;
+        if (strstr(line, "io_uring_enter") &&
+            sscanf(line, "%lf %lf %ld %ld", &pct, &secs, &usecs, &n) == 4)
+            calls = n;
+    }
+    fclose(f);
+    unlink(log);
+    /* 6,400 awaits; one enter per pass makes about 100 of them. */
+    ck_assert_msg(calls > 0 && calls <= BATCH_ROUNDS * 2 + 10,
+                  "%ld io_uring_enter calls for %d awaits", calls,
+                  BATCH_TASKS * BATCH_ROUNDS);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "batch-child") == 0)
+        return uco_run(batch_main, NULL, NULL) == 0 ? 0 : 1;
     Suite *s = suite_create("reactor");
     TCase *tc = tcase_create("reactor");
     tcase_set_timeout(tc, 60);
@@ -294,6 +417,8 @@ int main(void)
     tcase_add_test(tc, test_ring_calls_outside_a_coroutine_return_eperm);
     tcase_add_test(tc, test_rings_and_stacks_are_returned);
     tcase_add_test(tc, test_jemalloc_is_the_allocator);
+    tcase_add_test(tc, test_switches_and_awaits_allocate_nothing);
+    tcase_add_test(tc, test_awaits_are_submitted_in_batches);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
