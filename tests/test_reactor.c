@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -281,6 +282,30 @@ START_TEST(test_jemalloc_is_the_allocator)
 }
 END_TEST
 
+/* ---- one runtime per thread ---- */
+
+static void *thread_run(void *arg)
+{
+    return (void *)uco_run(two_sleeps_main, arg, NULL);
+}
+
+START_TEST(test_runtimes_on_two_threads_run_side_by_side)
+{
+    pthread_t th[2];
+    double t0 = now_sec();
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, thread_run, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        void *r;
+        ck_assert_int_eq(pthread_join(th[i], &r), 0);
+        ck_assert_int_eq((intptr_t)r, 0);
+    }
+    double dt = now_sec() - t0;
+    /* Four 200 ms sleeps on two runtimes at once. */
+    ck_assert_msg(dt < 0.35, "took %.3f s", dt);
+}
+END_TEST
+
 /* ---- no allocation per switch or await ---- */
 
 typedef int (*mallctl_fn)(const char *, void *, size_t *, void *, size_t);
@@ -417,6 +442,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_ring_calls_outside_a_coroutine_return_eperm);
     tcase_add_test(tc, test_rings_and_stacks_are_returned);
     tcase_add_test(tc, test_jemalloc_is_the_allocator);
+    tcase_add_test(tc, test_runtimes_on_two_threads_run_side_by_side);
     tcase_add_test(tc, test_switches_and_awaits_allocate_nothing);
     tcase_add_test(tc, test_awaits_are_submitted_in_batches);
     suite_add_tcase(s, tc);
