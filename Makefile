@@ -33,7 +33,8 @@ endif
 
 LIBS    := -luring $(ALLOC_LIBS) -lpthread
 RT_SRC  := runtime/stack.c runtime/compat.c runtime/coro.c runtime/sched.c \
-           runtime/overflow.c runtime/reactor.c runtime/ops_time.c
+           runtime/overflow.c runtime/reactor.c runtime/ops_time.c runtime/offload.c \
+           runtime/sync.c runtime/ops_file.c runtime/ops_net.c runtime/ops_stream.c
 ARCH_SRC := runtime/arch/$(ARCH)/switch.S
 RT_OBJ  := $(RT_SRC:%.c=$(B)/obj/%.o) $(ARCH_SRC:%.S=$(B)/obj/%.o)
 HDRS    := include/uco.h runtime/internal.h
@@ -41,7 +42,7 @@ HDRS    := include/uco.h runtime/internal.h
 EXAMPLES := hello gather custom_await
 EX_BIN  := $(EXAMPLES:%=$(B)/examples/%)
 
-TESTS   := test_core test_reactor test_examples
+TESTS   := test_core test_reactor test_cancel test_files test_net test_sync test_offload test_examples
 TEST_BIN := $(TESTS:%=$(B)/tests/%)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 

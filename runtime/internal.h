@@ -56,6 +56,7 @@ static inline size_t stack_usable(const struct stack *s) { return s->len - STACK
 
 /* ---- compat.c: kernel feature probes and fallbacks, all in one place ---- */
 struct io_uring;
+struct io_uring_probe;
 int compat_ring_init(struct io_uring *ring, unsigned entries, unsigned cfg_flags,
                      unsigned *setup_flags) UCO_HIDDEN;
 bool compat_guard_probe(void) UCO_HIDDEN;
@@ -76,8 +77,67 @@ void coro_switch(struct coro *from, struct coro *to) UCO_HIDDEN;
 void coro_exit(struct coro *to) __attribute__((noreturn)) UCO_HIDDEN;
 void coro_stack_reuse(void *lo, size_t size) UCO_HIDDEN;
 
-/* ---- sched.c: tasks, run queue, uco_run ---- */
-enum task_state { T_READY, T_RUNNING, T_PARKED_IO, T_PARKED_USER, T_PARKED_JOIN, T_DONE };
+/* ---- sched.c: tasks, run queue, waits, uco_run ---- */
+enum task_state { T_READY, T_RUNNING, T_PARKED_IO, T_PARKED_WAIT, T_DONE };
+
+/* A waiting task's place in a wait queue.  Lives in the waiter's frame;
+ * a task may wait on several queues at once (uco_wait_any). */
+struct waitq;
+struct wnode {
+    uco_task *task;
+    struct wnode *prev, *next;
+    struct waitq *q; /* NULL once unlinked */
+    void *data;      /* for the primitive: e.g. a channel item buffer */
+    bool fired;      /* this node woke the task */
+};
+
+struct waitq {
+    struct wnode *head, *tail;
+};
+
+static inline bool waitq_empty(const struct waitq *q) { return q->head == NULL; }
+
+static inline void waitq_push(struct waitq *q, struct wnode *n)
+{
+    n->q = q;
+    n->next = NULL;
+    n->prev = q->tail;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+}
+
+static inline void waitq_remove(struct wnode *n)
+{
+    struct waitq *q = n->q;
+    if (!q)
+        return;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    n->q = NULL;
+}
+
+/* An io_uring operation in flight: what user_data points to.  Lives in
+ * the awaiting task's frame (or in an object such as an acceptor), and
+ * stays put until its final completion has been delivered. */
+struct uco_rt;
+struct uco_op {
+    uco_task *task; /* woken on completion when there is no handler */
+    /* Called for each completion instead (multishot operations). */
+    void (*handler)(struct uco_rt *rt, struct uco_op *op, int res, unsigned flags);
+    int res;
+    unsigned flags;
+    bool done;      /* final completion delivered */
+    int64_t ts[2];  /* a linked timeout's deadline (struct __kernel_timespec) */
+};
 
 #define TF_DETACHED 1u
 #define TF_JOINED 2u /* a joiner waits, or has taken the result */
@@ -92,8 +152,15 @@ struct uco_task {
     uint64_t id;
     enum task_state state;
     unsigned flags;
-    int wake_value;
-    uco_task *joiner;
+    bool cancel_pending;  /* uco_cancel() not yet delivered */
+    bool cancelling;      /* the current wait is being cancelled */
+    bool woken;           /* a waker (not a timer or a cancel) ended the wait */
+    intptr_t wake_value;
+    uint64_t deadline;    /* absolute CLOCK_MONOTONIC ns of the timeout scope; 0 = none */
+    struct uco_op *io;    /* the operation the task is parked on */
+    struct waitq joinq;   /* joiners and uco_wait_any waiters */
+    struct waitq parkq;   /* uco_park() */
+    uint64_t run_since;   /* debug mode: when it was last switched in */
     uco_task *next;               /* run queue */
     uco_task *all_prev, *all_next; /* every task not yet freed */
 };
@@ -112,7 +179,12 @@ struct uco_rt {
     struct stack_pool pool;
     struct stack dead;     /* a finished task's stack, unmapped off-stack */
     struct reactor *reactor;
+    struct offload *offload;
     bool deadlock;
+    bool debug;
+    uint64_t debug_slow_ns;
+    unsigned offload_threads; /* pool bound (uco_config.offload_threads) */
+    unsigned bgid_seq;        /* last provided-buffer group id handed out */
     /* overflow.c */
     struct sigaction old_segv;
     stack_t old_altstack;
@@ -135,6 +207,31 @@ void sched_park(struct uco_rt *rt, enum task_state st) UCO_HIDDEN;
 /* Makes a parked task runnable (at the tail of the run queue). */
 void sched_wake(struct uco_rt *rt, uco_task *t) UCO_HIDDEN;
 
+/* What every await checks first: a pending cancellation (delivered, and so
+ * consumed: -ECANCELED) or an expired deadline (-ETIMEDOUT); else 0. */
+int sched_await_check(uco_task *self) UCO_HIDDEN;
+
+/* Parks the running task, whose n nodes the caller has queued, until a
+ * waker fires one of them (returns the value given to sched_wake_node),
+ * its deadline passes (-ETIMEDOUT) or it is cancelled (-ECANCELED).  All
+ * nodes are unlinked on return; node->fired tells which one woke it.
+ * Checks sched_await_check() first. */
+intptr_t sched_wait(struct uco_rt *rt, struct wnode *nodes, size_t n) UCO_HIDDEN;
+
+/* Fires node n (unlinking it) and wakes its task with value.  Returns false,
+ * doing nothing else, when the task was already woken through another node;
+ * true means the waiter will see value (hand data over before calling). */
+bool sched_wake_node(struct uco_rt *rt, struct wnode *n, intptr_t value) UCO_HIDDEN;
+
+/* Wakes every node of q with value. */
+void sched_wake_all(struct uco_rt *rt, struct waitq *q, intptr_t value) UCO_HIDDEN;
+
+/* Waits until node (queued by the caller) is fired, whatever happens:
+ * deadlines are ignored and a cancellation arriving meanwhile stays
+ * pending for the next await.  For waits that must not end early because
+ * another thread or the kernel still uses the waiter's memory. */
+intptr_t sched_wait_until_fired(struct uco_rt *rt, struct wnode *node) UCO_HIDDEN;
+
 /* ---- overflow.c: guard-page hits reported by name ---- */
 int overflow_install(struct uco_rt *rt) UCO_HIDDEN;
 void overflow_remove(struct uco_rt *rt) UCO_HIDDEN;
@@ -147,5 +244,53 @@ void reactor_fini(struct uco_rt *rt) UCO_HIDDEN;
  * flight (0 means nothing can ever complete). */
 unsigned reactor_poll(struct uco_rt *rt, bool block) UCO_HIDDEN;
 unsigned reactor_inflight(struct uco_rt *rt) UCO_HIDDEN;
+/* Parks the running task (state T_PARKED_WAIT) on a timer that fires at
+ * the absolute deadline; returns the timer's result (-ETIME when it fired,
+ * -ECANCELED when a waker or a cancel removed it first). */
+int reactor_timer_park(struct uco_rt *rt, uint64_t deadline) UCO_HIDDEN;
+/* The runtime's ring, for the operations that need more than an SQE
+ * (buffer ring registration). */
+struct io_uring *reactor_ring(struct uco_rt *rt) UCO_HIDDEN;
+/* Awaits sqe like uco_await() but is no cancellation point and takes no
+ * deadline: for uco_close, which must always run. */
+int reactor_await_always(struct uco_rt *rt, struct io_uring_sqe *sqe) UCO_HIDDEN;
+/* A cleared SQE (one slot stays free behind it for a linked timeout). */
+struct io_uring_sqe *reactor_sqe(struct uco_rt *rt) UCO_HIDDEN;
+/* Points sqe's user_data at op and counts it in flight until its final
+ * completion (one without IORING_CQE_F_MORE). */
+void reactor_arm(struct uco_rt *rt, struct io_uring_sqe *sqe, struct uco_op *op) UCO_HIDDEN;
+/* Asks the kernel to cancel op (fire and forget); its own completion
+ * still arrives.  A no-op once op is done. */
+void reactor_cancel(struct uco_rt *rt, struct uco_op *op) UCO_HIDDEN;
+
+/* Memory the kernel fills through io_uring is invisible to valgrind's
+ * memcheck (no system call wrote it): the ops say what became defined.
+ * A few instructions when not under valgrind. */
+#if defined(__has_include) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define vg_defined(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
+#else
+#define vg_defined(p, n) ((void)(p), (void)(n))
+#endif
+
+static inline void vg_defined_iov(const struct iovec *iov, size_t cnt, ssize_t n)
+{
+    for (size_t i = 0; i < cnt && n > 0; i++) {
+        size_t k = iov[i].iov_len < (size_t)n ? iov[i].iov_len : (size_t)n;
+        vg_defined(iov[i].iov_base, k);
+        n -= (ssize_t)k;
+    }
+}
+
+/* For the ops_*.c files: declares sqe, or returns -EPERM outside a coroutine. */
+#define GET_SQE(sqe)                      \
+    struct io_uring_sqe *sqe = uco_sqe(); \
+    if (!sqe)                             \
+        return -EPERM
+
+/* ---- offload.c ---- */
+/* Stops and joins the pool's threads (every job has completed by then:
+ * the loop only ends when no task is left waiting). */
+void offload_fini(struct uco_rt *rt) UCO_HIDDEN;
 
 #endif

@@ -14,13 +14,6 @@ struct reactor {
     unsigned setup_flags; /* what the kernel accepted (compat.c) */
 };
 
-/* What an awaiting task leaves in user_data; lives on its stack, which
- * stays put until the completion has been delivered. */
-struct await_op {
-    uco_task *task;
-    int res;
-    unsigned flags;
-};
 
 int reactor_init(struct uco_rt *rt, const uco_config *cfg)
 {
@@ -57,14 +50,22 @@ static unsigned reap(struct uco_rt *rt)
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
     io_uring_for_each_cqe(&r->ring, head, cqe) {
-        struct await_op *op = io_uring_cqe_get_data(cqe);
+        struct uco_op *op = io_uring_cqe_get_data(cqe);
         n++;
-        if (!op) /* fire-and-forget (cancellations): nobody waits */
+        if (!op) /* fire-and-forget (cancels, linked timeouts): nobody waits */
             continue;
-        op->res = cqe->res;
-        op->flags = cqe->flags;
-        r->inflight--;
-        sched_wake(rt, op->task);
+        bool more = cqe->flags & IORING_CQE_F_MORE;
+        if (!more) {
+            op->done = true;
+            r->inflight--;
+        }
+        if (op->handler) {
+            op->handler(rt, op, cqe->res, cqe->flags);
+        } else {
+            op->res = cqe->res;
+            op->flags = cqe->flags;
+            sched_wake(rt, op->task);
+        }
     }
     io_uring_cq_advance(&r->ring, n);
     return n;
@@ -129,36 +130,132 @@ unsigned reactor_poll(struct uco_rt *rt, bool block)
     return r->inflight;
 }
 
+/* An SQE, with one more slot kept free behind it for a linked timeout.
+ * A full SQ is submitted and retried, never dropped. */
+static struct io_uring_sqe *get_sqe(struct uco_rt *rt)
+{
+    struct io_uring *ring = &rt->reactor->ring;
+    if (io_uring_sq_space_left(ring) < 2) {
+        int ret = submit(rt, 0);
+        if (ret < 0)
+            ring_broken(ret);
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    memset(sqe, 0, sizeof(*sqe));
+    return sqe;
+}
+
+struct io_uring_sqe *reactor_sqe(struct uco_rt *rt)
+{
+    return get_sqe(rt);
+}
+
 struct io_uring_sqe *uco_sqe(void)
 {
     struct uco_rt *rt = uco_rt_cur;
     if (!rt || !rt->current)
         return NULL;
-    struct io_uring *ring = &rt->reactor->ring;
-    struct io_uring_sqe *sqe;
-    /* A full SQ is submitted and retried, never dropped. */
-    while (!(sqe = io_uring_get_sqe(ring))) {
-        int ret = submit(rt, 0);
-        if (ret < 0)
-            ring_broken(ret);
+    return get_sqe(rt);
+}
+
+void reactor_arm(struct uco_rt *rt, struct io_uring_sqe *sqe, struct uco_op *op)
+{
+    op->done = false;
+    io_uring_sqe_set_data(sqe, op);
+    rt->reactor->inflight++;
+}
+
+void reactor_cancel(struct uco_rt *rt, struct uco_op *op)
+{
+    if (op->done)
+        return;
+    struct io_uring_sqe *sqe = get_sqe(rt);
+    io_uring_prep_cancel(sqe, op, 0);
+    io_uring_sqe_set_data(sqe, NULL);
+}
+
+static void set_ts(struct uco_op *op, uint64_t at)
+{
+    op->ts[0] = (int64_t)(at / 1000000000u);
+    op->ts[1] = (int64_t)(at % 1000000000u);
+}
+
+/* Parks the caller on op until its final completion.  With a deadline,
+ * the operation carries a linked IORING_OP_LINK_TIMEOUT, so the kernel
+ * cancels it at the deadline. */
+static void park_on(struct uco_rt *rt, uco_task *self, struct io_uring_sqe *sqe,
+                    struct uco_op *op, enum task_state st, uint64_t deadline)
+{
+    reactor_arm(rt, sqe, op);
+    if (deadline) {
+        sqe->flags |= IOSQE_IO_LINK;
+        set_ts(op, deadline);
+        struct io_uring_sqe *lt = io_uring_get_sqe(&rt->reactor->ring); /* kept free */
+        io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)op->ts, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data(lt, NULL);
     }
-    memset(sqe, 0, sizeof(*sqe));
-    return sqe;
+    self->io = op;
+    sched_park(rt, st);
+    self->io = NULL;
 }
 
 int uco_await_flags(struct io_uring_sqe *sqe, unsigned *cqe_flags)
 {
     struct uco_rt *rt = uco_rt_cur;
-    if (!rt || !rt->current)
+    uco_task *self = rt ? rt->current : NULL;
+    if (!self)
         return -EPERM;
     if (!sqe)
         return -EINVAL;
-    struct await_op op = {.task = rt->current};
-    io_uring_sqe_set_data(sqe, &op);
-    rt->reactor->inflight++;
-    sched_park(rt, T_PARKED_IO);
+    int ret = sched_await_check(self);
+    if (ret < 0) {
+        /* The SQE is already in the ring: turn it into a harmless NOP. */
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data(sqe, NULL);
+        return ret;
+    }
+    struct uco_op op = {.task = self};
+    park_on(rt, self, sqe, &op, T_PARKED_IO, self->deadline);
     if (cqe_flags)
         *cqe_flags = op.flags;
+    if (unlikely(self->cancelling)) {
+        self->cancelling = false;
+        if (op.res == -ECANCELED || op.res == -EINTR)
+            return -ECANCELED;
+        self->cancel_pending = true; /* completed anyway: keep its result */
+        return op.res;
+    }
+    /* Only our linked timeout cancels an operation behind our back. */
+    if (unlikely(op.res == -ECANCELED) && self->deadline)
+        return -ETIMEDOUT;
+    return op.res;
+}
+
+int reactor_await_always(struct uco_rt *rt, struct io_uring_sqe *sqe)
+{
+    uco_task *self = rt->current;
+    struct uco_op op = {.task = self};
+    park_on(rt, self, sqe, &op, T_PARKED_IO, 0);
+    if (self->cancelling) { /* cancelled meanwhile: deliver it later */
+        self->cancelling = false;
+        self->cancel_pending = true;
+    }
+    return op.res;
+}
+
+struct io_uring *reactor_ring(struct uco_rt *rt)
+{
+    return &rt->reactor->ring;
+}
+
+int reactor_timer_park(struct uco_rt *rt, uint64_t deadline)
+{
+    uco_task *self = rt->current;
+    struct uco_op op = {.task = self};
+    struct io_uring_sqe *sqe = get_sqe(rt);
+    set_ts(&op, deadline);
+    io_uring_prep_timeout(sqe, (struct __kernel_timespec *)op.ts, 0, IORING_TIMEOUT_ABS);
+    park_on(rt, self, sqe, &op, T_PARKED_WAIT, 0);
     return op.res;
 }
 

@@ -1,9 +1,12 @@
 /* Tasks, the run queue and the loop: uco_run, spawn, join, gather, yield,
  * park and wake.  Knows nothing of io_uring: the reactor is reached only
  * through reactor_poll(), so this layer also runs ringless under qemu. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -41,12 +44,52 @@ static uco_task *next_in_pass(struct uco_rt *rt)
     return runq_pop(rt);
 }
 
+/* ---- debug mode: slow tasks and tasks never joined ---- */
+
+static void task_name(const uco_task *t, char *buf, size_t len)
+{
+    Dl_info info;
+    if (dladdr((void *)(uintptr_t)t->fn, &info) && info.dli_sname)
+        snprintf(buf, len, "task %llu (%s)", (unsigned long long)t->id, info.dli_sname);
+    else
+        snprintf(buf, len, "task %llu (entry %p)", (unsigned long long)t->id,
+                 (void *)(uintptr_t)t->fn);
+}
+
+/* asyncio's slow-callback warning: a task that holds the loop this long
+ * delays every other task and every completion. */
+static void debug_leave(struct uco_rt *rt, const uco_task *t)
+{
+    uint64_t ran = uco_now() - t->run_since;
+    if (ran < rt->debug_slow_ns)
+        return;
+    char name[160];
+    task_name(t, name, sizeof(name));
+    fprintf(stderr, "uco: debug: %s ran %llu ms without awaiting (threshold %llu ms)\n",
+            name, (unsigned long long)(ran / 1000000u),
+            (unsigned long long)(rt->debug_slow_ns / 1000000u));
+}
+
+static void debug_unjoined(struct uco_rt *rt)
+{
+    for (const uco_task *t = rt->all; t; t = t->all_next) {
+        if (t->state != T_DONE || (t->flags & (TF_JOINED | TF_DETACHED)))
+            continue;
+        char name[160];
+        task_name(t, name, sizeof(name));
+        fprintf(stderr, "uco: debug: %s finished but was never joined or detached "
+                        "(result %lld)\n", name, (long long)t->result);
+    }
+}
+
 static struct coro *enter(struct uco_rt *rt, uco_task *next)
 {
     rt->current = next;
     if (!next)
         return &rt->sched_ctx;
     next->state = T_RUNNING;
+    if (unlikely(rt->debug))
+        next->run_since = uco_now();
     return &next->ctx;
 }
 
@@ -55,6 +98,8 @@ static struct coro *enter(struct uco_rt *rt, uco_task *next)
  * per hand-off.  The loop gets control back when the pass ends. */
 static void switch_from(struct uco_rt *rt, uco_task *from)
 {
+    if (unlikely(rt->debug))
+        debug_leave(rt, from);
     uco_task *next = next_in_pass(rt);
     if (next == from) {
         rt->current = from;
@@ -102,10 +147,11 @@ static void task_free(struct uco_rt *rt, uco_task *t)
 static __attribute__((noreturn)) void task_finish(uco_task *t)
 {
     struct uco_rt *rt = t->rt;
+    if (unlikely(rt->debug))
+        debug_leave(rt, t);
     t->state = T_DONE;
     rt->live--;
-    if (t->joiner)
-        sched_wake(rt, t->joiner);
+    sched_wake_all(rt, &t->joinq, 0);
     /* Still running on this stack: pooling it is safe (nothing reuses it
      * before we switch away); unmapping it is not, so the loop does that. */
     struct stack s = t->stack;
@@ -174,10 +220,16 @@ int uco_join(uco_task *t, intptr_t *result)
         return -EDEADLK;
     if (!t || t->rt != rt || (t->flags & (TF_DETACHED | TF_JOINED)))
         return -EINVAL;
-    t->flags |= TF_JOINED;
     if (t->state != T_DONE) {
-        t->joiner = self;
-        sched_park(rt, T_PARKED_JOIN);
+        /* Claimed while we wait: a second joiner gets -EINVAL. */
+        t->flags |= TF_JOINED;
+        struct wnode n = {.task = self};
+        waitq_push(&t->joinq, &n);
+        intptr_t ret = sched_wait(rt, &n, 1);
+        if (ret < 0) { /* timed out or cancelled: t stays joinable */
+            t->flags &= ~TF_JOINED;
+            return (int)ret;
+        }
     }
     if (result)
         *result = t->result;
@@ -220,6 +272,9 @@ int uco_yield(void)
     uco_task *self = rt ? rt->current : NULL;
     if (!self)
         return -EPERM;
+    int ret = sched_await_check(self);
+    if (ret < 0)
+        return ret;
     runq_push(rt, self);
     switch_from(rt, self);
     return 0;
@@ -236,9 +291,9 @@ int uco_park(void)
     uco_task *self = rt ? rt->current : NULL;
     if (!self)
         return -EPERM;
-    self->wake_value = 0;
-    sched_park(rt, T_PARKED_USER);
-    return self->wake_value;
+    struct wnode n = {.task = self};
+    waitq_push(&self->parkq, &n);
+    return (int)sched_wait(rt, &n, 1);
 }
 
 int uco_wake(uco_task *t, int value)
@@ -248,11 +303,179 @@ int uco_wake(uco_task *t, int value)
         return -EINVAL;
     if (!rt || t->rt != rt)
         return -EPERM;
-    if (t->state != T_PARKED_USER)
+    if (waitq_empty(&t->parkq) || !sched_wake_node(rt, t->parkq.head, value))
         return -EINVAL;
-    t->wake_value = value;
-    sched_wake(rt, t);
     return 0;
+}
+
+/* ---- waits, deadlines, cancellation ---- */
+
+int sched_await_check(uco_task *self)
+{
+    if (unlikely(self->cancel_pending)) {
+        self->cancel_pending = false;
+        return -ECANCELED;
+    }
+    if (unlikely(self->deadline) && uco_now() >= self->deadline)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+static void unlink_all(struct wnode *nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        waitq_remove(&nodes[i]);
+}
+
+intptr_t sched_wait(struct uco_rt *rt, struct wnode *nodes, size_t n)
+{
+    uco_task *self = rt->current;
+    int ret = sched_await_check(self);
+    if (ret < 0) {
+        unlink_all(nodes, n);
+        return ret;
+    }
+    self->woken = false;
+    if (self->deadline)
+        reactor_timer_park(rt, self->deadline);
+    else
+        sched_park(rt, T_PARKED_WAIT);
+    unlink_all(nodes, n);
+    bool cancelled = self->cancelling;
+    self->cancelling = false;
+    if (self->woken) {
+        /* Handed something (an item, a lock): keep it, and keep the
+         * cancellation for the next await. */
+        if (cancelled)
+            self->cancel_pending = true;
+        return self->wake_value;
+    }
+    return cancelled ? -ECANCELED : -ETIMEDOUT;
+}
+
+intptr_t sched_wait_until_fired(struct uco_rt *rt, struct wnode *node)
+{
+    uco_task *self = rt->current;
+    bool cancelled = false;
+    while (!node->fired) { /* a cancel wakes us early: park again */
+        self->woken = false;
+        sched_park(rt, T_PARKED_WAIT);
+        cancelled |= self->cancelling;
+        self->cancelling = false;
+    }
+    if (cancelled)
+        self->cancel_pending = true;
+    return self->wake_value;
+}
+
+bool sched_wake_node(struct uco_rt *rt, struct wnode *n, intptr_t value)
+{
+    waitq_remove(n);
+    n->fired = true;
+    uco_task *t = n->task;
+    if (t->woken)
+        return false;
+    t->woken = true;
+    t->wake_value = value;
+    if (t->io)
+        reactor_cancel(rt, t->io); /* parked on a deadline timer: resumes on its completion */
+    else if (t->state == T_PARKED_WAIT)
+        sched_wake(rt, t);
+    return true;
+}
+
+void sched_wake_all(struct uco_rt *rt, struct waitq *q, intptr_t value)
+{
+    while (q->head)
+        sched_wake_node(rt, q->head, value);
+}
+
+int uco_cancel(uco_task *t)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    if (!t)
+        return -EINVAL;
+    if (!rt || t->rt != rt)
+        return -EPERM;
+    if (t->state == T_DONE)
+        return 0;
+    if (t->cancel_pending || t->cancelling)
+        return 1;
+    if (t->state == T_READY || t->state == T_RUNNING) {
+        t->cancel_pending = true; /* delivered by its next await */
+        return 1;
+    }
+    t->cancelling = true;
+    if (t->io)
+        reactor_cancel(rt, t->io); /* resumes on the operation's final completion */
+    else
+        sched_wake(rt, t);
+    return 1;
+}
+
+uint64_t uco_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int uco_timeout_begin(uint64_t nsec, uint64_t *saved)
+{
+    uco_task *self = sched_current();
+    if (!self)
+        return -EPERM;
+    if (!saved)
+        return -EINVAL;
+    uint64_t at = uco_now() + nsec;
+    *saved = self->deadline;
+    if (!self->deadline || at < self->deadline)
+        self->deadline = at;
+    return 0;
+}
+
+int uco_timeout_end(uint64_t saved)
+{
+    uco_task *self = sched_current();
+    if (!self)
+        return -EPERM;
+    self->deadline = saved;
+    return 0;
+}
+
+int uco_wait_any(uco_task *const *tasks, size_t n)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    uco_task *self = rt ? rt->current : NULL;
+    if (!self)
+        return -EPERM;
+    if (!n || !tasks)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!tasks[i] || tasks[i]->rt != rt || tasks[i] == self)
+            return -EINVAL;
+        if (tasks[i]->state == T_DONE)
+            return (int)i;
+    }
+    struct wnode local[16];
+    struct wnode *nodes = n <= 16 ? local : calloc(n, sizeof(*nodes));
+    if (!nodes)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        nodes[i] = (struct wnode){.task = self};
+        waitq_push(&tasks[i]->joinq, &nodes[i]);
+    }
+    intptr_t ret = sched_wait(rt, nodes, n);
+    if (ret >= 0) {
+        for (size_t i = 0; i < n; i++)
+            if (tasks[i]->state == T_DONE) {
+                ret = (intptr_t)i;
+                break;
+            }
+    }
+    if (nodes != local)
+        free(nodes);
+    return (int)ret;
 }
 
 /* One pass runs the tasks that were runnable when it began (asyncio's
@@ -296,12 +519,15 @@ static void discard_parked(struct uco_rt *rt)
 
 static void rt_destroy(struct uco_rt *rt)
 {
+    if (rt->debug)
+        debug_unjoined(rt);
     if (rt->deadlock)
         discard_parked(rt);
     while (rt->all)
         task_free(rt, rt->all);
     stack_unmap(&rt->dead);
     overflow_remove(rt);
+    offload_fini(rt);
     reactor_fini(rt);
     stack_pool_fini(&rt->pool);
     free(rt);
@@ -311,7 +537,7 @@ static int rt_create(const uco_config *c, struct uco_rt **out)
 {
     if (c->stack_size && c->stack_size < UCO_STACK_MIN)
         return -EINVAL;
-    if (c->flags & ~UCO_CFG_NO_DEFER_TASKRUN)
+    if (c->flags & ~(UCO_CFG_NO_DEFER_TASKRUN | UCO_CFG_DEBUG))
         return -EINVAL;
     struct uco_rt *rt = calloc(1, sizeof(*rt));
     if (!rt)
@@ -323,6 +549,10 @@ static int rt_create(const uco_config *c, struct uco_rt **out)
         return ret;
     }
     coro_init_thread(&rt->sched_ctx);
+    rt->offload_threads = c->offload_threads ? c->offload_threads : 4;
+    const char *env = getenv("UCO_DEBUG");
+    rt->debug = (c->flags & UCO_CFG_DEBUG) || (env && strcmp(env, "1") == 0);
+    rt->debug_slow_ns = (uint64_t)(c->debug_slow_ms ? c->debug_slow_ms : 100) * 1000000u;
     ret = reactor_init(rt, c);
     if (ret == 0)
         ret = overflow_install(rt);

@@ -569,6 +569,87 @@ START_TEST(test_pooled_stacks_are_reused_and_all_memory_returned)
 }
 END_TEST
 
+/* ---- debug mode ---- */
+
+__attribute__((visibility("default"))) intptr_t hog_task(void *arg);
+intptr_t hog_task(void *arg)
+{
+    (void)arg;
+    double t0 = now_sec();
+    while (now_sec() - t0 < 0.15) /* holds the loop 150 ms */
+        ;
+    uco_yield();
+    return 0;
+}
+
+__attribute__((visibility("default"))) intptr_t forgotten_task(void *arg);
+intptr_t forgotten_task(void *arg) { return (intptr_t)arg; }
+
+static intptr_t debug_main(void *arg)
+{
+    (void)arg;
+    uco_task *h = uco_spawn(hog_task, NULL);
+    uco_spawn(forgotten_task, (void *)77); /* never joined */
+    uco_task *quick = uco_spawn(nothing, NULL);
+    uco_join(quick, NULL);
+    return uco_join(h, NULL);
+}
+
+/* Runs debug_main in a child with stderr captured; returns what it wrote. */
+static void run_debug_child(const uco_config *cfg, const char *env, char *out, size_t len)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        if (env)
+            setenv("UCO_DEBUG", env, 1);
+        else
+            unsetenv("UCO_DEBUG");
+        _exit(uco_run(debug_main, NULL, cfg) == 0 ? 0 : 1);
+    }
+    close(p[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n < len - 1 && (r = read(p[0], out + n, len - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(p[0]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
+START_TEST(test_debug_mode_names_slow_and_unjoined_tasks)
+{
+    char out[2048];
+    uco_config cfg = {.flags = UCO_CFG_DEBUG, .debug_slow_ms = 50};
+    run_debug_child(&cfg, NULL, out, sizeof(out));
+#ifdef UCO_MINICHECK /* static binaries: entries are named by address */
+#define HOG "uco: debug: task 2 ("
+#define FORGOT "task 3 ("
+#else
+#define HOG "uco: debug: task 2 (hog_task) ran "
+#define FORGOT "task 3 (forgotten_task) finished"
+#endif
+    ck_assert_msg(strstr(out, HOG) != NULL, "stderr: %s", out);
+    ck_assert_msg(strstr(out, "without awaiting (threshold 50 ms)") != NULL, "stderr: %s", out);
+    ck_assert_msg(strstr(out, FORGOT) != NULL, "stderr: %s", out);
+    ck_assert_msg(strstr(out, "was never joined or detached (result 77)") != NULL,
+                  "stderr: %s", out);
+    ck_assert_msg(strstr(out, "task 4") == NULL, "quick task reported: %s", out);
+    /* The environment turns it on too (default threshold 100 ms). */
+    run_debug_child(NULL, "1", out, sizeof(out));
+    ck_assert_msg(strstr(out, HOG) != NULL, "stderr: %s", out);
+    /* And off, nothing is said. */
+    run_debug_child(NULL, NULL, out, sizeof(out));
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -592,6 +673,7 @@ int main(void)
     tcase_add_test(tc, test_run_waits_for_tasks_main_did_not_join);
     tcase_add_test(tc, test_deadlock_returns_edeadlk_and_frees_everything);
     tcase_add_test(tc, test_pooled_stacks_are_reused_and_all_memory_returned);
+    tcase_add_test(tc, test_debug_mode_names_slow_and_unjoined_tasks);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

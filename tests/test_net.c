@@ -1,0 +1,435 @@
+/* Sockets: bytes round-tripped over socketpairs and TCP on 127.0.0.1 and
+ * ::1, the errors peers cause, multishot accept, provided buffers. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static void fill(unsigned char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)((i * 131 + seed) >> 3);
+}
+
+/* Reads exactly n bytes or fails the test. */
+static void recv_exact(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = uco_recv(fd, (char *)buf + got, n - got, 0);
+        ck_assert_int_gt(r, 0);
+        got += (size_t)r;
+    }
+}
+
+static intptr_t pair_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(uco_send(sv[0], "ping", 4, 0), 4);
+    char buf[16] = {0};
+    ck_assert_int_eq(uco_recv(sv[1], buf, sizeof(buf), 0), 4);
+    ck_assert_str_eq(buf, "ping");
+    /* sendmsg / recvmsg with two iovecs each */
+    struct iovec out[2] = {{"ab", 2}, {"cde", 3}};
+    struct msghdr m = {.msg_iov = out, .msg_iovlen = 2};
+    ck_assert_int_eq(uco_sendmsg(sv[1], &m, 0), 5);
+    char x[3] = {0}, y[4] = {0};
+    struct iovec in[2] = {{x, 2}, {y, 3}};
+    struct msghdr mi = {.msg_iov = in, .msg_iovlen = 2};
+    ck_assert_int_eq(uco_recvmsg(sv[0], &mi, 0), 5);
+    ck_assert_str_eq(x, "ab");
+    ck_assert_str_eq(y, "cde");
+    /* wait_fd: not readable until something is sent */
+    ck_assert_int_eq(uco_wait_fd(sv[0], POLLOUT) & POLLOUT, POLLOUT);
+    ck_assert_int_eq(uco_send(sv[1], "z", 1, 0), 1);
+    ck_assert_int_eq(uco_wait_fd(sv[0], POLLIN) & POLLIN, POLLIN);
+    ck_assert_int_eq(uco_recv(sv[0], buf, 1, 0), 1);
+    /* shutdown: the peer sees the end of the stream */
+    ck_assert_int_eq(uco_shutdown(sv[1], SHUT_WR), 0);
+    ck_assert_int_eq(uco_recv(sv[0], buf, sizeof(buf), 0), 0);
+    /* A closed peer: -EPIPE, never SIGPIPE (which would kill this test) */
+    ck_assert_int_eq(uco_close(sv[1]), 0);
+    ck_assert_int_eq(uco_send(sv[0], "x", 1, 0), -EPIPE);
+    ck_assert_int_eq(uco_send_all(sv[0], "xy", 2, NULL), -EPIPE);
+    ck_assert_int_eq(uco_close(sv[0]), 0);
+    ck_assert_int_eq(uco_recv(sv[0], buf, 1, 0), -EBADF);
+    return 0;
+}
+
+START_TEST(test_socketpair_send_recv_msg_poll_shutdown_epipe)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(pair_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+#define TCP_BYTES (256u * 1024)
+
+static intptr_t tcp_server(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int c = uco_accept(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+    if (c < 0)
+        return c;
+    unsigned char *buf = malloc(TCP_BYTES);
+    ssize_t total = 0, n;
+    while ((n = uco_recv(c, buf, TCP_BYTES, 0)) > 0) { /* echo */
+        if (uco_send_all(c, buf, (size_t)n, NULL) != n)
+            break;
+        total += n;
+    }
+    free(buf);
+    uco_close(c);
+    return total;
+}
+
+static intptr_t tcp_main(void *arg)
+{
+    const char *host = arg;
+    int lfd = uco_listen_tcp(host, 0, 16);
+    ck_assert_int_ge(lfd, 0);
+    int port = uco_local_port(lfd);
+    ck_assert_int_gt(port, 0);
+    uco_task *srv = uco_spawn(tcp_server, (void *)(intptr_t)lfd);
+    int fd = uco_dial_tcp(host, (uint16_t)port);
+    ck_assert_int_ge(fd, 0);
+    unsigned char *out = malloc(TCP_BYTES), *in = malloc(TCP_BYTES);
+    fill(out, TCP_BYTES, 3);
+    size_t sent = 0;
+    ck_assert_int_eq(uco_send_all(fd, out, TCP_BYTES, &sent), TCP_BYTES);
+    recv_exact(fd, in, TCP_BYTES);
+    ck_assert_int_eq(memcmp(in, out, TCP_BYTES), 0);
+    uco_shutdown(fd, SHUT_WR);
+    intptr_t echoed;
+    ck_assert_int_eq(uco_join(srv, &echoed), 0);
+    ck_assert_int_eq(echoed, TCP_BYTES);
+    uco_close(fd);
+    uco_close(lfd);
+    free(out);
+    free(in);
+    return 0;
+}
+
+START_TEST(test_tcp_round_trip_over_ipv4_and_ipv6)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(tcp_main, "127.0.0.1", NULL), 0);
+    ck_assert_int_eq(uco_run(tcp_main, "::1", NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+static intptr_t tcp_name_main(void *arg)
+{
+    (void)arg;
+    /* "localhost" goes through getaddrinfo on the offload pool. */
+    return tcp_main("localhost");
+}
+
+START_TEST(test_dial_resolves_names_off_the_loop)
+{
+    ck_assert_int_eq(uco_run(tcp_name_main, NULL, NULL), 0);
+}
+END_TEST
+
+static intptr_t errors_main(void *arg)
+{
+    (void)arg;
+    /* A port nobody listens on: bind one, read it, close it. */
+    int lfd = uco_listen_tcp("127.0.0.1", 0, 1);
+    int port = uco_local_port(lfd);
+    /* The same port twice: EADDRINUSE. */
+    ck_assert_int_eq(uco_listen_tcp("127.0.0.1", (uint16_t)port, 1), -EADDRINUSE);
+    close(lfd);
+    ck_assert_int_eq(uco_dial_tcp("127.0.0.1", (uint16_t)port), -ECONNREFUSED);
+    ck_assert_int_eq(uco_dial_tcp("::1", (uint16_t)port), -ECONNREFUSED);
+    ck_assert_int_eq(uco_dial_tcp("no-such-host.invalid", 80), -ENOENT);
+    ck_assert_int_eq(uco_dial_tcp("", 80), -EINVAL);
+    ck_assert_int_eq(uco_accept(-1, NULL, NULL, 0), -EBADF);
+    ck_assert_int_eq(uco_socket(12345, SOCK_STREAM, 0), -EAFNOSUPPORT);
+    ck_assert_int_eq(uco_local_port(-1), -EBADF);
+    return 0;
+}
+
+START_TEST(test_socket_errors_are_reported)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(errors_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+START_TEST(test_net_calls_outside_a_coroutine)
+{
+    char b[1];
+    ck_assert_int_eq(uco_recv(0, b, 1, 0), -EPERM);
+    ck_assert_int_eq(uco_dial_tcp("127.0.0.1", 1), -EPERM);
+    ck_assert_int_eq(uco_wait_fd(0, POLLIN), -EPERM);
+    /* listen needs no loop: it never blocks */
+    int lfd = uco_listen_tcp("127.0.0.1", 0, 1);
+    ck_assert_int_ge(lfd, 0);
+    close(lfd);
+}
+END_TEST
+
+/* ---- multishot accept ---- */
+
+#define CLIENTS 50
+
+static intptr_t dialer(void *arg)
+{
+    int fd = uco_dial_tcp("127.0.0.1", (uint16_t)(intptr_t)arg);
+    if (fd < 0)
+        return fd;
+    char b;
+    ssize_t n = uco_recv(fd, &b, 1, 0); /* the server's byte */
+    uco_close(fd);
+    return n == 1 && b == 'k' ? 0 : -1;
+}
+
+static intptr_t multishot_main(void *arg)
+{
+    (void)arg;
+    int lfd = uco_listen_tcp("127.0.0.1", 0, 128);
+    int port = uco_local_port(lfd);
+    uco_acceptor *a;
+    ck_assert_int_eq(uco_accept_multishot(lfd, SOCK_CLOEXEC, &a), 0);
+    uco_task *c[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        c[i] = uco_spawn(dialer, (void *)(intptr_t)port);
+    for (int i = 0; i < CLIENTS; i++) {
+        int fd = uco_acceptor_next(a);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(uco_send(fd, "k", 1, 0), 1);
+        uco_close(fd);
+    }
+    intptr_t r[CLIENTS];
+    ck_assert_int_eq(uco_gather(c, CLIENTS, r), 0);
+    for (int i = 0; i < CLIENTS; i++)
+        ck_assert_int_eq(r[i], 0);
+    /* Connections accepted but never taken are closed by close(). */
+    int extra = uco_dial_tcp("127.0.0.1", (uint16_t)port);
+    ck_assert_int_ge(extra, 0);
+    uco_sleep(UCO_MSEC(20)); /* let the kernel queue it in the acceptor */
+    ck_assert_int_eq(uco_acceptor_close(a), 0);
+    char b;
+    ck_assert_int_eq(uco_recv(extra, &b, 1, 0), 0); /* server side closed */
+    uco_close(extra);
+    uco_close(lfd);
+    return 0;
+}
+
+START_TEST(test_multishot_accept_serves_many_clients_and_closes_clean)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(multishot_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* ---- provided buffers ---- */
+
+static intptr_t bufring_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    uco_bufring *br;
+    ck_assert_int_eq(uco_bufring_create(3, 64, &br), -EINVAL); /* not a power of 2 */
+    ck_assert_int_eq(uco_bufring_create(4, 64, &br), 0);
+    void *b;
+    unsigned id;
+    ck_assert_int_eq(uco_send(sv[1], "hello", 5, 0), 5);
+    ck_assert_int_eq(uco_recv_buf(sv[0], br, &b, &id), 5);
+    ck_assert_int_eq(memcmp(b, "hello", 5), 0);
+    ck_assert_int_eq(uco_bufring_destroy(br), -EBUSY); /* a buffer is out */
+    uco_buf_release(br, id);
+
+    /* Multishot: 2 buffers for 10 chunks.  The kernel runs dry, the stream
+     * re-arms once buffers come back: every byte arrives, in order. */
+    uco_bufring *small;
+    ck_assert_int_eq(uco_bufring_create(2, 8, &small), 0);
+    uco_recv_stream *s;
+    ck_assert_int_eq(uco_recv_multishot(sv[0], small, &s), 0);
+    char want[80], got[80];
+    for (int i = 0; i < 80; i++)
+        want[i] = (char)('a' + i % 26);
+    ck_assert_int_eq(uco_send_all(sv[1], want, 80, NULL), 80);
+    size_t n = 0;
+    void *held[2];
+    unsigned held_id[2];
+    /* Hold both buffers: the stream reports -ENOBUFS instead of hanging. */
+    for (int i = 0; i < 2; i++) {
+        ssize_t r = uco_recv_stream_next(s, &held[i], &held_id[i]);
+        ck_assert_int_gt(r, 0);
+        memcpy(got + n, held[i], (size_t)r);
+        n += (size_t)r;
+    }
+    uco_sleep(UCO_MSEC(10)); /* the kernel tries, finds no buffer, ends the multishot */
+    ck_assert_int_eq(uco_recv_stream_next(s, &b, &id), -ENOBUFS);
+    uco_buf_release(small, held_id[0]);
+    uco_buf_release(small, held_id[1]);
+    while (n < 80) {
+        ssize_t r = uco_recv_stream_next(s, &b, &id);
+        ck_assert_int_gt(r, 0);
+        memcpy(got + n, b, (size_t)r);
+        n += (size_t)r;
+        uco_buf_release(small, id);
+    }
+    ck_assert_int_eq(memcmp(got, want, 80), 0);
+    uco_close(sv[1]);
+    ck_assert_int_eq(uco_recv_stream_next(s, &b, &id), 0); /* end of stream */
+    ck_assert_int_eq(uco_recv_stream_next(s, &b, &id), 0);
+    ck_assert_int_eq(uco_recv_stream_close(s), 0);
+    ck_assert_int_eq(uco_bufring_destroy(small), 0);
+    ck_assert_int_eq(uco_bufring_destroy(br), 0);
+    uco_close(sv[0]);
+    return 0;
+}
+
+START_TEST(test_provided_buffers_and_multishot_recv_survive_enobufs)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(bufring_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* ---- 10,000 connections ---- */
+
+#define CONNS 10000
+#define MSG 32
+
+static int conn_port;
+
+static intptr_t echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[MSG];
+    ssize_t n;
+    while ((n = uco_recv(fd, buf, sizeof(buf), 0)) > 0)
+        if (uco_send_all(fd, buf, (size_t)n, NULL) != n)
+            break;
+    uco_close(fd);
+    return 0;
+}
+
+static intptr_t conn_server(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    uco_acceptor *a;
+    if (uco_accept_multishot(lfd, SOCK_CLOEXEC, &a) < 0)
+        return -1;
+    for (int i = 0; i < CONNS; i++) {
+        int fd = uco_acceptor_next(a);
+        if (fd < 0)
+            return fd;
+        uco_detach(uco_spawn(echo_conn, (void *)(intptr_t)fd));
+    }
+    return uco_acceptor_close(a);
+}
+
+/* Each client connects, then (once all are connected) sends its id and
+ * checks the echo. */
+static uco_event *all_connected;
+static int connected;
+
+static intptr_t conn_client(void *arg)
+{
+    unsigned id = (unsigned)(intptr_t)arg;
+    int fd = uco_dial_tcp("127.0.0.1", (uint16_t)conn_port);
+    if (fd < 0)
+        return fd;
+    if (++connected == CONNS)
+        uco_event_set(all_connected);
+    uco_event_wait(all_connected);
+    unsigned char msg[MSG], back[MSG];
+    fill(msg, MSG, id);
+    intptr_t ret = -1;
+    if (uco_send_all(fd, msg, MSG, NULL) == MSG) {
+        size_t got = 0;
+        ssize_t n = 1;
+        while (got < MSG && (n = uco_recv(fd, back + got, MSG - got, 0)) > 0)
+            got += (size_t)n;
+        ret = got == MSG && memcmp(msg, back, MSG) == 0 ? 0 : -2;
+    }
+    uco_close(fd);
+    return ret;
+}
+
+static intptr_t clients_main(void *arg)
+{
+    (void)arg;
+    uco_event_create(&all_connected);
+    uco_task **t = calloc(CONNS, sizeof(*t));
+    for (int i = 0; i < CONNS; i++)
+        t[i] = uco_spawn(conn_client, (void *)(intptr_t)i);
+    intptr_t *r = calloc(CONNS, sizeof(*r));
+    uco_gather(t, CONNS, r);
+    int bad = 0;
+    for (int i = 0; i < CONNS; i++)
+        bad += r[i] != 0;
+    free(t);
+    free(r);
+    uco_event_destroy(all_connected);
+    return bad;
+}
+
+START_TEST(test_ten_thousand_concurrent_connections_echo_exact_bytes)
+{
+    /* Server here, clients in a child: 10,000 fds on each side. */
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < CONNS + 100) {
+        rl.rlim_cur = rl.rlim_max < CONNS + 100 ? rl.rlim_max : CONNS + 100;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    ck_assert_msg(rl.rlim_cur >= CONNS + 100, "RLIMIT_NOFILE %lu is too low",
+                  (unsigned long)rl.rlim_cur);
+    int lfd = uco_listen_tcp("127.0.0.1", 0, 4096);
+    ck_assert_int_ge(lfd, 0);
+    conn_port = uco_local_port(lfd);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(lfd);
+        intptr_t bad = uco_run(clients_main, NULL, NULL);
+        _exit(bad == 0 ? 0 : 1);
+    }
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(conn_server, (void *)(intptr_t)lfd, NULL), 0);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "clients failed: %#x", st);
+    ck_assert_int_eq(count_fds(), fds);
+    close(lfd);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("net");
+    TCase *tc = tcase_create("net");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_socketpair_send_recv_msg_poll_shutdown_epipe);
+    tcase_add_test(tc, test_tcp_round_trip_over_ipv4_and_ipv6);
+    tcase_add_test(tc, test_dial_resolves_names_off_the_loop);
+    tcase_add_test(tc, test_socket_errors_are_reported);
+    tcase_add_test(tc, test_net_calls_outside_a_coroutine);
+    tcase_add_test(tc, test_multishot_accept_serves_many_clients_and_closes_clean);
+    tcase_add_test(tc, test_provided_buffers_and_multishot_recv_survive_enobufs);
+    tcase_add_test(tc, test_ten_thousand_concurrent_connections_echo_exact_bytes);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
