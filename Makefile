@@ -39,17 +39,23 @@ ARCH_SRC := runtime/arch/$(ARCH)/switch.S
 RT_OBJ  := $(RT_SRC:%.c=$(B)/obj/%.o) $(ARCH_SRC:%.S=$(B)/obj/%.o)
 HDRS    := include/uco.h runtime/internal.h
 
-EXAMPLES := hello gather custom_await
+# Every examples/*.c is a sample, every tools/*.c a tool, every
+# bench/baselines/*.c a comparison server, every tests/test_*.c a suite.
+EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/*.c))))
 EX_BIN  := $(EXAMPLES:%=$(B)/examples/%)
+TOOLS   := $(sort $(basename $(notdir $(wildcard tools/*.c))))
+TOOL_BIN := $(TOOLS:%=$(B)/tools/%)
+BASELINES := $(sort $(basename $(notdir $(wildcard bench/baselines/*.c))))
+BASE_BIN := $(BASELINES:%=$(B)/bench/%)
 
-TESTS   := test_core test_reactor test_cancel test_files test_net test_sync test_offload test_examples
+TESTS   := $(sort $(basename $(notdir $(wildcard tests/test_*.c))))
 TEST_BIN := $(TESTS:%=$(B)/tests/%)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all lib examples test test-run test-x86 test-install test-aarch64 sanitize valgrind bench install clean deps
-all: lib examples
+.PHONY: all lib examples tools test test-run test-x86 test-install test-aarch64 sanitize valgrind bench install clean deps
+all: lib examples tools
 
 deps $(DEPS_STAMP): tools/deps.sh
 	@sh tools/deps.sh
@@ -57,6 +63,7 @@ deps $(DEPS_STAMP): tools/deps.sh
 
 lib: $(B)/libuco.a $(B)/libuco.so
 examples: $(EX_BIN)
+tools: $(TOOL_BIN) $(BASE_BIN)
 
 $(B)/obj/%.o: %.c $(HDRS) Makefile | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -78,16 +85,25 @@ $(B)/examples/%: examples/%.c $(B)/libuco.a include/uco.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) -Iinclude $< -o $@ $(B)/libuco.a $(LIBS)
 
+$(B)/tools/%: tools/%.c $(B)/libuco.a include/uco.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) -Iinclude $< -o $@ $(B)/libuco.a $(LIBS) -lm
+
+# Baselines do not use uco: plain pthreads / epoll servers.
+$(B)/bench/%: bench/baselines/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $< -o $@ -lpthread
+
 $(B)/tests/%: tests/%.c tests/util.h $(B)/libuco.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS_UCO) -DUCO_BUILD_DIR='"$(B)"' \
 	    -rdynamic $< $(wildcard tests/arch/$(ARCH)_*.S) -o $@ $(B)/libuco.a $(LIBS) $(CHECK_LIBS)
 
 # Runs every test binary of this build flavour; fails if any fails.
-test-run: $(TEST_BIN) $(EX_BIN)
+test-run: $(TEST_BIN) $(EX_BIN) $(TOOL_BIN) $(BASE_BIN)
 	@fail=0; for t in $(TEST_BIN); do $$t || fail=1; done; exit $$fail
 
-test-x86: lib examples
+test-x86: lib examples tools
 	@$(MAKE) --no-print-directory test-run
 	@sh tests/install.sh $(B)
 	@sh tests/gdb_unwind.sh $(B)
@@ -119,9 +135,9 @@ test-aarch64: $(DEPS_STAMP)
 	    -Itests $(A64_SRC) -o build/aarch64/test_core -lpthread -lm
 	qemu-aarch64 build/aarch64/test_core
 
-# The core and reactor suites under valgrind, in one process (CK_FORK=no)
+# The suites under valgrind, each in one process (CK_FORK=no)
 # so that one valgrind sees every run; it must report no error and no leak.
-VG_TESTS := $(B)/tests/test_core $(B)/tests/test_reactor
+VG_TESTS := $(filter-out $(B)/tests/test_examples,$(TEST_BIN))
 valgrind: lib examples $(VG_TESTS)
 	@echo "== valgrind (memcheck) =="
 	@fail=0; for t in $(VG_TESTS); do \
@@ -130,7 +146,7 @@ valgrind: lib examples $(VG_TESTS)
 
 bench: lib examples
 	@echo "== seed samples (the benchmark suite comes with issue 5) =="
-	@for e in $(EXAMPLES); do echo "-- $$e"; /usr/bin/time -f "   %e s wall, %M KiB max RSS" $(B)/examples/$$e; done
+	@for e in hello gather custom_await; do echo "-- $$e"; /usr/bin/time -f "   %e s wall, %M KiB max RSS" $(B)/examples/$$e; done
 
 install: lib
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

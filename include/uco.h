@@ -342,11 +342,16 @@ int uco_wg_destroy(uco_wg *g);
 /* Blocking offload (asyncio.to_thread)                                 */
 /* ------------------------------------------------------------------ */
 
-/* Runs fn(arg) on the runtime's bounded thread pool and awaits its return
- * value in *result, without blocking the loop (completion reaches the
- * ring through an eventfd).  For blocking calls and CPU-heavy work.
- * Returns 0, -EPERM, -ENOMEM, or -ECANCELED when cancelled before fn
- * started (once started, fn runs to the end and its result is kept). */
+/* Runs fn(arg) on the runtime's bounded thread pool (uco_config.
+ * offload_threads, at most 1024) and awaits its return value in *result
+ * (result may be NULL), without blocking the loop: completion reaches the
+ * ring through an eventfd.  For blocking calls and CPU-heavy work.
+ * Returns 0; -EPERM outside a coroutine; -EINVAL for a NULL fn;
+ * -ECANCELED or -ETIMEDOUT when cancelled or past the deadline before fn
+ * started (fn then never runs); -EAGAIN when no worker thread could be
+ * started; -EMFILE/-ENFILE/-ENOMEM when the pool could not be set up.
+ * Once fn has started it runs to the end and its result is returned; a
+ * cancel that came meanwhile is delivered by the next await. */
 int uco_offload(intptr_t (*fn)(void *arg), void *arg, intptr_t *result);
 
 #ifdef __cplusplus

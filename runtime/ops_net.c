@@ -135,6 +135,7 @@ struct resolve {
     const char *host;
     char port[8];
     int passive;
+    int sys_errno; /* errno of the thread that ran getaddrinfo */
     struct addrinfo *res;
 };
 
@@ -143,10 +144,12 @@ static intptr_t resolve_job(void *arg)
     struct resolve *r = arg;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_ADDRCONFIG | r->passive};
-    return getaddrinfo(r->host, r->port, &hints, &r->res);
+    int err = getaddrinfo(r->host, r->port, &hints, &r->res);
+    r->sys_errno = errno;
+    return err;
 }
 
-static int gai_errno(int err)
+static int gai_errno(int err, int sys_errno)
 {
     switch (err) {
     case 0: return 0;
@@ -154,7 +157,7 @@ static int gai_errno(int err)
     case EAI_NODATA: return -ENOENT;
     case EAI_MEMORY: return -ENOMEM;
     case EAI_AGAIN: return -EAGAIN;
-    case EAI_SYSTEM: return -errno;
+    case EAI_SYSTEM: return sys_errno ? -sys_errno : -EIO;
     default: return -EINVAL;
     }
 }
@@ -180,7 +183,7 @@ static int resolve(const char *host, uint16_t port, int passive, struct addrinfo
             return ret;
     }
     *out = r.res;
-    return gai_errno((int)err);
+    return gai_errno((int)err, r.sys_errno);
 }
 
 static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog)

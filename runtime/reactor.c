@@ -44,30 +44,42 @@ unsigned reactor_inflight(struct uco_rt *rt)
     return rt->reactor->inflight;
 }
 
-static unsigned reap(struct uco_rt *rt)
+/* Dispatches one completion.  The CQE is consumed before its owner runs:
+ * a handler may need an SQE, and getting one may submit and reap again
+ * (a full SQ against a full CQ), which must not see this CQE twice. */
+static bool reap_one(struct uco_rt *rt)
 {
     struct reactor *r = rt->reactor;
     struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
+    unsigned head;
     io_uring_for_each_cqe(&r->ring, head, cqe) {
         struct uco_op *op = io_uring_cqe_get_data(cqe);
-        n++;
+        int res = cqe->res;
+        unsigned flags = cqe->flags;
+        io_uring_cq_advance(&r->ring, 1);
         if (!op) /* fire-and-forget (cancels, linked timeouts): nobody waits */
-            continue;
-        bool more = cqe->flags & IORING_CQE_F_MORE;
-        if (!more) {
+            return true;
+        if (!(flags & IORING_CQE_F_MORE)) {
             op->done = true;
             r->inflight--;
         }
         if (op->handler) {
-            op->handler(rt, op, cqe->res, cqe->flags);
+            op->handler(rt, op, res, flags);
         } else {
-            op->res = cqe->res;
-            op->flags = cqe->flags;
+            op->res = res;
+            op->flags = flags;
             sched_wake(rt, op->task);
         }
+        return true;
     }
-    io_uring_cq_advance(&r->ring, n);
+    return false;
+}
+
+static unsigned reap(struct uco_rt *rt)
+{
+    unsigned n = 0;
+    while (reap_one(rt))
+        n++;
     return n;
 }
 

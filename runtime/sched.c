@@ -523,11 +523,11 @@ static void rt_destroy(struct uco_rt *rt)
         debug_unjoined(rt);
     if (rt->deadlock)
         discard_parked(rt);
+    offload_fini(rt); /* no worker may touch a task's stack after this */
     while (rt->all)
         task_free(rt, rt->all);
     stack_unmap(&rt->dead);
     overflow_remove(rt);
-    offload_fini(rt);
     reactor_fini(rt);
     stack_pool_fini(&rt->pool);
     free(rt);
@@ -538,6 +538,8 @@ static int rt_create(const uco_config *c, struct uco_rt **out)
     if (c->stack_size && c->stack_size < UCO_STACK_MIN)
         return -EINVAL;
     if (c->flags & ~(UCO_CFG_NO_DEFER_TASKRUN | UCO_CFG_DEBUG))
+        return -EINVAL;
+    if (c->offload_threads > 1024)
         return -EINVAL;
     struct uco_rt *rt = calloc(1, sizeof(*rt));
     if (!rt)
