@@ -301,8 +301,10 @@ START_TEST(test_runtimes_on_two_threads_run_side_by_side)
         ck_assert_int_eq((intptr_t)r, 0);
     }
     double dt = now_sec() - t0;
-    /* Four 200 ms sleeps on two runtimes at once. */
-    ck_assert_msg(dt < 0.35, "took %.3f s", dt);
+    /* Four 200 ms sleeps on two runtimes at once.  (Valgrind runs one
+     * thread at a time and does not treat io_uring_enter as blocking.) */
+    if (!UNDER_VALGRIND)
+        ck_assert_msg(dt < 0.35, "took %.3f s", dt);
 }
 END_TEST
 
