@@ -103,8 +103,9 @@ $(B)/tests/%: tests/%.c tests/util.h $(B)/libuco.a $(HDRS)
 test-run: $(TEST_BIN) $(EX_BIN) $(TOOL_BIN) $(BASE_BIN)
 	@fail=0; for t in $(TEST_BIN); do $$t || fail=1; done; exit $$fail
 
-test-x86: lib examples tools
+test-x86: lib examples tools $(B)/bench/bench_micro
 	@$(MAKE) --no-print-directory test-run
+	@sh tests/bench_smoke.sh $(B)
 	@sh tests/install.sh $(B)
 	@sh tests/gdb_unwind.sh $(B)
 
@@ -144,9 +145,34 @@ valgrind: lib examples $(VG_TESTS)
 	    CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full \
 	        --errors-for-leak-kinds=definite,indirect $$t || fail=1; done; exit $$fail
 
-bench: lib examples
-	@echo "== seed samples (the benchmark suite comes with issue 5) =="
-	@for e in hello gather custom_await; do echo "-- $$e"; /usr/bin/time -f "   %e s wall, %M KiB max RSS" $(B)/examples/$$e; done
+# ---- benchmarks: C over Google Benchmark (bench/harness.h) ----
+CXX     ?= g++
+BENCH_OBJ := $(B)/bench/harness.o $(B)/bench/boost_floor.o
+BENCH_LIBS := -lbenchmark -lboost_context $(LIBS)
+BENCH_MICRO := $(B)/bench/bench_micro
+RESULTS := bench/results
+STAMP   := $(shell date +%Y%m%d-%H%M%S)-$(shell hostname -s)
+BENCH_TIME ?= 0.5
+
+$(B)/bench/%.o: bench/%.cc bench/harness.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -c $< -o $@
+
+$(BENCH_MICRO): bench/bench_micro.c bench/harness.h $(BENCH_OBJ) $(B)/libuco.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(CPPFLAGS_UCO) -Ibench -c $< -o $@.o
+	$(CXX) $@.o $(BENCH_OBJ) $(B)/libuco.a -o $@ $(BENCH_LIBS)
+
+# make bench: the microbenchmarks, 3 repetitions, medians with min/max,
+# into bench/results/<date>-<host>.json and bench/results/report.md.
+bench: lib examples $(BENCH_MICRO)
+	@mkdir -p $(RESULTS)
+	@echo "== microbenchmarks: uco beside threads (3 repetitions, $(BENCH_TIME) s each) =="
+	$(BENCH_MICRO) --benchmark_repetitions=3 --benchmark_min_time=$(BENCH_TIME) \
+	    --benchmark_out=$(RESULTS)/$(STAMP).json --benchmark_out_format=json
+	python3 tools/bench_report.py $(RESULTS)/$(STAMP).json $(RESULTS)/report.md
+	@echo "== report: $(RESULTS)/report.md =="
+	@cat $(RESULTS)/report.md
 
 install: lib
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

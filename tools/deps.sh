@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential g++ pkg-config liburing-dev libjemalloc-dev check \
 libsubunit-dev libbenchmark-dev valgrind qemu-user gcc-aarch64-linux-gnu \
-libc6-dev-arm64-cross gdb strace curl python3 time"
+libc6-dev-arm64-cross gdb strace curl python3 time \
+libboost-context-dev gnuplot-nox"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,463 @@
+/* Microbenchmarks: each uco case beside the thread version doing the same
+ * work, so the ratios come from one run on one machine.
+ *   switch/...  one hand-off of control between two parties
+ *   spawn/...   create + run + join one task or thread
+ *   chan/...    a one-item ping-pong through a channel or a condvar queue
+ *   pipe/...    a one-byte ping-pong through two pipes
+ *   await/...   NOPs awaited through the runtime vs raw liburing */
+
+#include <errno.h>
+#include <liburing.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "uco.h"
+
+void bench_boost_register(void);
+
+/* Runs fn(s) as the main task of a fresh runtime. */
+static void in_runtime(bench_state *s, uco_fn fn)
+{
+    intptr_t r = uco_run(fn, s, NULL);
+    if (r < 0)
+        bench_skip(s, "uco_run failed");
+}
+
+/* ---- switch ---- */
+
+static volatile bool stop_partner;
+
+static intptr_t yield_partner(void *arg)
+{
+    (void)arg;
+    while (!stop_partner)
+        uco_yield();
+    return 0;
+}
+
+static intptr_t yield_main(void *arg)
+{
+    bench_state *s = arg;
+    stop_partner = false;
+    uco_task *p = uco_spawn(yield_partner, NULL);
+    while (bench_keep_running(s))
+        uco_yield(); /* to the partner and back: two hand-offs */
+    stop_partner = true;
+    uco_join(p, NULL);
+    bench_set_items(s, bench_iterations(s) * 2);
+    return 0;
+}
+
+static void switch_uco_yield(bench_state *s) { in_runtime(s, yield_main); }
+
+static uco_task *pw_main_task;
+
+static intptr_t pw_partner(void *arg)
+{
+    (void)arg;
+    while (uco_park() == 1)
+        uco_wake(pw_main_task, 1);
+    return 0;
+}
+
+static intptr_t park_wake_main(void *arg)
+{
+    bench_state *s = arg;
+    pw_main_task = uco_self();
+    uco_task *p = uco_spawn(pw_partner, NULL);
+    uco_yield(); /* the partner parks */
+    while (bench_keep_running(s)) {
+        uco_wake(p, 1);
+        uco_park();
+    }
+    uco_wake(p, 0);
+    uco_join(p, NULL);
+    bench_set_items(s, bench_iterations(s) * 2);
+    return 0;
+}
+
+static void switch_uco_park_wake(bench_state *s) { in_runtime(s, park_wake_main); }
+
+/* The floor: the assembly switch alone, no scheduler. */
+static struct coro floor_main, floor_co;
+
+static void floor_entry(void *arg)
+{
+    (void)arg;
+    for (;;)
+        coro_switch(&floor_co, &floor_main);
+}
+
+static void switch_asm_floor(bench_state *s)
+{
+    size_t size = 64 * 1024;
+    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    coro_init_thread(&floor_main);
+    coro_init(&floor_co, stack, size, floor_entry, NULL);
+    while (bench_keep_running(s))
+        coro_switch(&floor_main, &floor_co); /* there and back */
+    bench_set_items(s, bench_iterations(s) * 2);
+    munmap(stack, size);
+}
+
+/* Threads handing off through a futex word: 0 = ping's turn, 1 = pong's. */
+static _Atomic int turn;
+static volatile bool pong_stop;
+
+static void futex_wait(_Atomic int *w, int v)
+{
+    syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic int *w)
+{
+    syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *pong(void *arg)
+{
+    pin((int)(intptr_t)arg);
+    for (;;) {
+        while (atomic_load(&turn) != 1)
+            futex_wait(&turn, 0);
+        if (pong_stop)
+            return NULL;
+        atomic_store(&turn, 0);
+        futex_wake(&turn);
+    }
+}
+
+static void futex_pingpong(bench_state *s, int cpu_a, int cpu_b)
+{
+    pthread_t t;
+    atomic_store(&turn, 0);
+    pong_stop = false;
+    pthread_create(&t, NULL, pong, (void *)(intptr_t)cpu_b);
+    pin(cpu_a);
+    while (bench_keep_running(s)) {
+        atomic_store(&turn, 1);
+        futex_wake(&turn);
+        while (atomic_load(&turn) != 0)
+            futex_wait(&turn, 1);
+    }
+    pong_stop = true;
+    atomic_store(&turn, 1);
+    futex_wake(&turn);
+    pthread_join(t, NULL);
+    cpu_set_t all; /* unpin the benchmark thread again */
+    CPU_ZERO(&all);
+    for (int i = 0; i < sysconf(_SC_NPROCESSORS_ONLN); i++)
+        CPU_SET(i, &all);
+    pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
+    bench_set_items(s, bench_iterations(s) * 2);
+}
+
+static void switch_thread_futex_same_core(bench_state *s) { futex_pingpong(s, 0, 0); }
+static void switch_thread_futex_cross_core(bench_state *s) { futex_pingpong(s, 0, 1); }
+
+/* ---- spawn ---- */
+
+static intptr_t nothing(void *arg) { return (intptr_t)arg; }
+
+static intptr_t spawn_main(void *arg)
+{
+    bench_state *s = arg;
+    while (bench_keep_running(s))
+        uco_join(uco_spawn(nothing, NULL), NULL);
+    bench_set_items(s, bench_iterations(s));
+    return 0;
+}
+
+static void spawn_uco(bench_state *s) { in_runtime(s, spawn_main); }
+
+static void *thread_nothing(void *arg) { return arg; }
+
+static void spawn_pthread(bench_state *s)
+{
+    while (bench_keep_running(s)) {
+        pthread_t t;
+        pthread_create(&t, NULL, thread_nothing, NULL);
+        pthread_join(t, NULL);
+    }
+    bench_set_items(s, bench_iterations(s));
+}
+
+/* ---- channel ping-pong ---- */
+
+static uco_chan *ch_a, *ch_b;
+
+static intptr_t chan_echo(void *arg)
+{
+    (void)arg;
+    long v;
+    while (uco_chan_recv(ch_a, &v) == 0)
+        uco_chan_send(ch_b, &v);
+    return 0;
+}
+
+static intptr_t chan_main(void *arg)
+{
+    bench_state *s = arg;
+    uco_chan_create(sizeof(long), 1, &ch_a);
+    uco_chan_create(sizeof(long), 1, &ch_b);
+    uco_task *e = uco_spawn(chan_echo, NULL);
+    long v = 0;
+    while (bench_keep_running(s)) {
+        uco_chan_send(ch_a, &v);
+        uco_chan_recv(ch_b, &v);
+        v++;
+    }
+    uco_chan_close(ch_a);
+    uco_join(e, NULL);
+    uco_chan_destroy(ch_a);
+    uco_chan_destroy(ch_b);
+    bench_set_items(s, bench_iterations(s));
+    return 0;
+}
+
+static void chan_uco(bench_state *s) { in_runtime(s, chan_main); }
+
+/* A one-slot queue guarded by a mutex, signalled with condvars. */
+struct tq {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    long v;
+    bool full, closed;
+};
+
+static struct tq tq_a, tq_b;
+
+static void tq_init(struct tq *q)
+{
+    pthread_mutex_init(&q->m, NULL);
+    pthread_cond_init(&q->c, NULL);
+    q->full = q->closed = false;
+}
+
+static void tq_put(struct tq *q, long v)
+{
+    pthread_mutex_lock(&q->m);
+    while (q->full)
+        pthread_cond_wait(&q->c, &q->m);
+    q->v = v;
+    q->full = true;
+    pthread_cond_broadcast(&q->c);
+    pthread_mutex_unlock(&q->m);
+}
+
+static bool tq_get(struct tq *q, long *v)
+{
+    pthread_mutex_lock(&q->m);
+    while (!q->full && !q->closed)
+        pthread_cond_wait(&q->c, &q->m);
+    bool ok = q->full;
+    *v = q->v;
+    q->full = false;
+    pthread_cond_broadcast(&q->c);
+    pthread_mutex_unlock(&q->m);
+    return ok;
+}
+
+static void *tq_echo(void *arg)
+{
+    (void)arg;
+    long v;
+    while (tq_get(&tq_a, &v))
+        tq_put(&tq_b, v);
+    return NULL;
+}
+
+static void chan_thread_condvar(bench_state *s)
+{
+    tq_init(&tq_a);
+    tq_init(&tq_b);
+    pthread_t t;
+    pthread_create(&t, NULL, tq_echo, NULL);
+    long v = 0;
+    while (bench_keep_running(s)) {
+        tq_put(&tq_a, v);
+        tq_get(&tq_b, &v);
+        v++;
+    }
+    pthread_mutex_lock(&tq_a.m);
+    tq_a.closed = true;
+    pthread_cond_broadcast(&tq_a.c);
+    pthread_mutex_unlock(&tq_a.m);
+    pthread_join(t, NULL);
+    bench_set_items(s, bench_iterations(s));
+}
+
+/* ---- pipe ping-pong ---- */
+
+static int p_ab[2], p_ba[2];
+
+static intptr_t pipe_echo(void *arg)
+{
+    (void)arg;
+    char c;
+    while (uco_read(p_ab[0], &c, 1, -1) == 1)
+        uco_write(p_ba[1], &c, 1, -1);
+    return 0;
+}
+
+static intptr_t pipe_main(void *arg)
+{
+    bench_state *s = arg;
+    uco_task *e = uco_spawn(pipe_echo, NULL);
+    char c = 'x';
+    while (bench_keep_running(s)) {
+        uco_write(p_ab[1], &c, 1, -1);
+        uco_read(p_ba[0], &c, 1, -1);
+    }
+    close(p_ab[1]);
+    uco_join(e, NULL);
+    bench_set_items(s, bench_iterations(s));
+    return 0;
+}
+
+static void pipes_open(void)
+{
+    if (pipe(p_ab) < 0 || pipe(p_ba) < 0)
+        abort();
+}
+
+static void pipes_close(void)
+{
+    close(p_ab[0]);
+    close(p_ba[0]);
+    close(p_ba[1]);
+}
+
+static void pipe_uco(bench_state *s)
+{
+    pipes_open();
+    in_runtime(s, pipe_main);
+    pipes_close();
+}
+
+static void *pipe_thread_echo(void *arg)
+{
+    (void)arg;
+    char c;
+    while (read(p_ab[0], &c, 1) == 1)
+        if (write(p_ba[1], &c, 1) != 1)
+            break;
+    return NULL;
+}
+
+static void pipe_threads(bench_state *s)
+{
+    pipes_open();
+    pthread_t t;
+    pthread_create(&t, NULL, pipe_thread_echo, NULL);
+    char c = 'x';
+    while (bench_keep_running(s)) {
+        if (write(p_ab[1], &c, 1) != 1 || read(p_ba[0], &c, 1) != 1)
+            break;
+    }
+    close(p_ab[1]);
+    pthread_join(t, NULL);
+    pipes_close();
+    bench_set_items(s, bench_iterations(s));
+}
+
+/* ---- await overhead: NOPs ---- */
+
+static intptr_t nop_loop(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    for (long i = 0; i < n; i++) {
+        struct io_uring_sqe *sqe = uco_sqe();
+        io_uring_prep_nop(sqe);
+        uco_await(sqe);
+    }
+    return 0;
+}
+
+/* Each iteration: `tasks` tasks each await one NOP (one batch of NOPs). */
+static intptr_t await_main(void *arg)
+{
+    bench_state *s = arg;
+    int tasks = (int)bench_range(s, 0);
+    const long per = 256;
+    uco_task *t[64];
+    while (bench_keep_running(s)) {
+        bench_pause(s);
+        for (int i = 0; i < tasks; i++)
+            t[i] = uco_spawn(nop_loop, (void *)(intptr_t)per);
+        bench_resume(s);
+        uco_gather(t, (size_t)tasks, NULL);
+    }
+    bench_set_items(s, bench_iterations(s) * tasks * per);
+    return 0;
+}
+
+static void await_uco(bench_state *s) { in_runtime(s, await_main); }
+
+/* Raw liburing: the same NOPs in batches of `batch`, submit_and_wait. */
+static void await_raw_liburing(bench_state *s)
+{
+    int batch = (int)bench_range(s, 0);
+    const long per = 256;
+    struct io_uring ring;
+    struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
+    if (io_uring_queue_init_params(256, &ring, &p) < 0 && io_uring_queue_init(256, &ring, 0) < 0) {
+        bench_skip(s, "io_uring_queue_init failed");
+        return;
+    }
+    while (bench_keep_running(s)) {
+        for (long r = 0; r < per; r++) {
+            for (int i = 0; i < batch; i++)
+                io_uring_prep_nop(io_uring_get_sqe(&ring));
+            io_uring_submit_and_wait(&ring, (unsigned)batch);
+            struct io_uring_cqe *cqe;
+            unsigned head, n = 0;
+            io_uring_for_each_cqe(&ring, head, cqe) n++;
+            io_uring_cq_advance(&ring, n);
+        }
+    }
+    io_uring_queue_exit(&ring);
+    bench_set_items(s, bench_iterations(s) * batch * per);
+}
+
+int main(int argc, char **argv)
+{
+    bench_unit_ns(bench_register("switch/uco_yield", switch_uco_yield));
+    bench_unit_ns(bench_register("switch/uco_park_wake", switch_uco_park_wake));
+    bench_unit_ns(bench_register("switch/asm_floor", switch_asm_floor));
+    bench_boost_register();
+    bench_real_time(bench_unit_ns(bench_register("switch/thread_futex_same_core",
+                                                 switch_thread_futex_same_core)));
+    bench_real_time(bench_unit_ns(bench_register("switch/thread_futex_cross_core",
+                                                 switch_thread_futex_cross_core)));
+    bench_unit_ns(bench_register("spawn/uco", spawn_uco));
+    bench_real_time(bench_unit_ns(bench_register("spawn/pthread", spawn_pthread)));
+    bench_unit_ns(bench_register("chan/uco", chan_uco));
+    bench_real_time(bench_unit_ns(bench_register("chan/thread_condvar", chan_thread_condvar)));
+    bench_real_time(bench_unit_ns(bench_register("pipe/uco", pipe_uco)));
+    bench_real_time(bench_unit_ns(bench_register("pipe/threads", pipe_threads)));
+    bench_real_time(bench_unit_us(bench_arg(bench_register("await/uco_nop", await_uco), 1)));
+    bench_real_time(bench_unit_us(bench_arg(bench_register("await/uco_nop", await_uco), 64)));
+    bench_real_time(bench_unit_us(bench_arg(bench_register("await/raw_liburing_nop",
+                                                           await_raw_liburing), 1)));
+    bench_real_time(bench_unit_us(bench_arg(bench_register("await/raw_liburing_nop",
+                                                           await_raw_liburing), 64)));
+    return bench_main(argc, argv);
+}
