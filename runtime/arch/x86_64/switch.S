@@ -73,7 +73,13 @@ uco_arch_switch:
         popq    %rbp
         .cfi_adjust_cfa_offset -8
         .cfi_restore %rbp
-        ret
+        /* An indirect jump, not "ret": the return address belongs to the
+         * other context, so a ret would always miss the CPU's return stack
+         * buffer.  The jump is predicted like any other branch. */
+        popq    %rcx
+        .cfi_adjust_cfa_offset -8
+        .cfi_register %rip, %rcx
+        jmpq    *%rcx
         .cfi_endproc
         .size   uco_arch_switch, .-uco_arch_switch
 
