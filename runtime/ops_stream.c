@@ -204,11 +204,15 @@ int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
     br->rt = rt;
     br->buf_size = buf_size;
     br->nbufs = nbufs;
-    br->bgid = next_bgid(rt);
     io_uring_buf_ring_init(br->ring);
-    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)br->ring,
-                                   .ring_entries = nbufs, .bgid = br->bgid};
-    int ret = io_uring_register_buf_ring(reactor_ring(rt), &reg, 0);
+    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)br->ring, .ring_entries = nbufs};
+    int ret = -EEXIST;
+    /* Group ids are 16 bits: after wrapping, skip the ones still in use. */
+    for (unsigned tries = 0; ret == -EEXIST && tries < 65536; tries++) {
+        br->bgid = next_bgid(rt);
+        reg.bgid = br->bgid;
+        ret = io_uring_register_buf_ring(reactor_ring(rt), &reg, 0);
+    }
     if (ret < 0) {
         munmap(br->ring, br->ring_bytes);
         free(br->bufs);

@@ -1,0 +1,850 @@
+/*
+ * uco-load: a load generator on uco.
+ *
+ *   uco-load echo [--host H] [--port P] [--connections N] [--size BYTES]
+ *                 [--duration SECONDS] [--pipeline DEPTH] [--json]
+ *   uco-load http --url http://host:port/path [--connections N]
+ *                 [--duration SECONDS] [--json]
+ *
+ * Each connection is a task.  echo sends --size-byte messages, keeps
+ * --pipeline of them in flight and checks every echoed byte; http sends
+ * HTTP/1.1 keep-alive GETs and reads each response (Content-Length,
+ * chunked, or until close).  Progress goes to stderr once a second; at the
+ * end of --duration every connection is cancelled and closed and a summary
+ * goes to stdout (--json: one JSON object).  Bad arguments: exit 2.
+ *
+ * Counting: a request counts when its whole response has arrived; its
+ * latency runs from just before its first byte is sent.  errors counts
+ * failed connects, connections lost mid-request, echoes with wrong bytes,
+ * malformed HTTP responses and HTTP statuses of 400 and up.  MB/s is bytes
+ * received per second (10^6).  Latencies go into a log-linear histogram:
+ * exact to 127 us, then 64 buckets per power of two (within 1.6%).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <uco.h>
+
+#define MAX_CONNECTIONS 1000000u
+#define MAX_SIZE (64u << 20)
+#define MAX_PIPELINE 4096u
+#define RBUF_SIZE (64 * 1024)        /* echo: receive buffer per connection */
+#define HTTP_BUF (16 * 1024)         /* http: the longest header line we take */
+#define PATTERN_PERIOD 4093u         /* echo payloads are windows of one random pattern */
+#define RETRY_PAUSE UCO_MSEC(100)    /* after a failed connect or a lost connection */
+
+/* ---- latency histogram: log-linear, microseconds, fixed size ---- */
+
+#define SUB_BITS 6
+#define SUB (1u << SUB_BITS)                   /* buckets per power of two */
+#define HIST_BUCKETS (2 * SUB + (63 - SUB_BITS) * SUB)
+
+struct hist {
+    uint64_t count[HIST_BUCKETS];
+    uint64_t total, max;
+};
+
+static unsigned hist_index(uint64_t us)
+{
+    if (us < 2 * SUB)
+        return (unsigned)us; /* exact */
+    unsigned msb = 63u - (unsigned)__builtin_clzll(us);
+    unsigned shift = msb - SUB_BITS; /* >= 1: keep the top SUB_BITS + 1 bits */
+    return 2 * SUB + (shift - 1) * SUB + (unsigned)(us >> shift) - SUB;
+}
+
+/* The highest value that lands in bucket i. */
+static uint64_t hist_value(unsigned i)
+{
+    if (i < 2 * SUB)
+        return i;
+    unsigned shift = (i - 2 * SUB) / SUB + 1;
+    uint64_t sub = (i - 2 * SUB) % SUB + SUB;
+    return ((sub + 1) << shift) - 1;
+}
+
+static void hist_add(struct hist *h, uint64_t us)
+{
+    h->count[hist_index(us)]++;
+    h->total++;
+    if (us > h->max)
+        h->max = us;
+}
+
+static uint64_t hist_percentile(const struct hist *h, double p)
+{
+    if (!h->total)
+        return 0;
+    uint64_t want = (uint64_t)ceil(p / 100.0 * (double)h->total), seen = 0;
+    if (want < 1)
+        want = 1;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        seen += h->count[i];
+        if (seen >= want)
+            return hist_value(i) < h->max ? hist_value(i) : h->max;
+    }
+    return h->max;
+}
+
+/* ---- settings and totals ---- */
+
+enum mode { ECHO, HTTP };
+
+static struct {
+    enum mode mode;
+    const char *host;       /* echo: --host; http: from the URL */
+    unsigned port;
+    unsigned connections;
+    size_t size;
+    double duration;
+    unsigned pipeline;
+    bool json;
+    const char *url;
+    char *request;          /* http: the GET, built once */
+    size_t request_len;
+    char target[300];       /* host:port as printed */
+} cfg = {.host = "127.0.0.1", .port = 7000, .connections = 16, .size = 64,
+         .duration = 10, .pipeline = 1};
+
+static struct {
+    uint64_t requests, errors, bytes;
+    struct hist lat;
+    unsigned open;          /* connections established now */
+    bool stop;              /* the duration is over: count nothing more */
+} g;
+
+static unsigned char *pattern; /* echo: cfg.size + PATTERN_PERIOD random bytes */
+
+static void count_request(uint64_t started, bool ok)
+{
+    if (g.stop)
+        return;
+    if (ok) {
+        g.requests++;
+        hist_add(&g.lat, (uco_now() - started + 500) / 1000);
+    } else {
+        g.errors++;
+    }
+}
+
+static void count_error(void)
+{
+    if (!g.stop)
+        g.errors++;
+}
+
+/* Joins t even with a cancellation of ours pending: that cancellation is
+ * delivered by our next await (see uco_cancel), which may be this join;
+ * the next call then joins. */
+static void join_now(uco_task *t)
+{
+    while (uco_join(t, NULL) == -ECANCELED)
+        ;
+}
+
+static int dial(void)
+{
+    int fd = uco_dial_tcp(cfg.host, (uint16_t)cfg.port);
+    if (fd >= 0) {
+        /* Requests are small writes answered by reads: no Nagle delay. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        g.open++;
+    }
+    return fd;
+}
+
+static void hang_up(int fd)
+{
+    uco_close(fd); /* not a cancellation point: runs even when stopping */
+    g.open--;
+}
+
+/* ---- echo ---- */
+
+struct echo_conn {
+    unsigned id;
+    int fd;
+    uco_sem *credits;       /* requests that may still be sent: pipeline depth */
+    uint64_t *sent_at;      /* send time of request k at k % pipeline */
+    uint64_t nsent, nrecv;  /* requests sent / answered on this connection */
+    unsigned char *rbuf;
+};
+
+/* Request k of connection c is the window of the pattern at this offset:
+ * every request differs, and the reader checks it without keeping a copy. */
+static const unsigned char *echo_payload(const struct echo_conn *c, uint64_t k)
+{
+    return pattern + (c->id * 7919u + k * 31u) % PATTERN_PERIOD;
+}
+
+/* The sending half: one message per credit.  Runs beside the reader so a
+ * large --size or --pipeline never deadlocks on full socket buffers. */
+static intptr_t echo_writer(void *arg)
+{
+    struct echo_conn *c = arg;
+    ssize_t ret;
+    for (;;) {
+        if ((ret = uco_sem_acquire(c->credits)) < 0)
+            break;
+        c->sent_at[c->nsent % cfg.pipeline] = uco_now();
+        ret = uco_send_all(c->fd, echo_payload(c, c->nsent), cfg.size, NULL);
+        if (ret < 0)
+            break;
+        c->nsent++;
+    }
+    if (ret != -ECANCELED)
+        shutdown(c->fd, SHUT_RDWR); /* wake the reader: this connection is done */
+    return ret;
+}
+
+/* Reads echoes and checks them; returns when cancelled or when the
+ * connection fails (counted as an error). */
+static void echo_session(struct echo_conn *c)
+{
+    c->nsent = c->nrecv = 0;
+    if (uco_sem_create(cfg.pipeline, &c->credits) < 0) {
+        count_error();
+        return;
+    }
+    uco_task *w = uco_spawn(echo_writer, c);
+    if (!w) {
+        count_error();
+        uco_sem_destroy(c->credits);
+        return;
+    }
+    size_t pos = 0; /* bytes of request nrecv received so far */
+    bool bad = false;
+    for (;;) {
+        ssize_t n = uco_recv(c->fd, c->rbuf, RBUF_SIZE, 0);
+        if (n <= 0) {
+            if (n != -ECANCELED)
+                count_error(); /* reset, or closed with requests in flight */
+            break;
+        }
+        if (!g.stop)
+            g.bytes += (uint64_t)n;
+        const unsigned char *p = c->rbuf;
+        while (n > 0) {
+            size_t take = cfg.size - pos < (size_t)n ? cfg.size - pos : (size_t)n;
+            if (memcmp(p, echo_payload(c, c->nrecv) + pos, take) != 0)
+                bad = true;
+            p += take;
+            n -= (ssize_t)take;
+            pos += take;
+            if (pos == cfg.size) {
+                count_request(c->sent_at[c->nrecv % cfg.pipeline], !bad);
+                c->nrecv++;
+                pos = 0;
+                bad = false;
+                uco_sem_release(c->credits);
+            }
+        }
+    }
+    uco_cancel(w);
+    join_now(w);
+    uco_sem_destroy(c->credits);
+}
+
+static intptr_t echo_conn_main(void *arg)
+{
+    struct echo_conn *c = arg;
+    c->sent_at = calloc(cfg.pipeline, sizeof(*c->sent_at));
+    c->rbuf = malloc(RBUF_SIZE);
+    if (!c->sent_at || !c->rbuf) {
+        count_error();
+    } else {
+        while (!g.stop) {
+            c->fd = dial();
+            if (c->fd == -ECANCELED)
+                break;
+            if (c->fd >= 0) {
+                echo_session(c);
+                hang_up(c->fd);
+                if (g.stop)
+                    break;
+            } else {
+                count_error();
+            }
+            if (uco_sleep(RETRY_PAUSE) == -ECANCELED)
+                break;
+        }
+    }
+    free(c->sent_at);
+    free(c->rbuf);
+    return 0;
+}
+
+/* ---- http ---- */
+
+/* Buffered reading of a response: buf[start, end) is unread. */
+struct reader {
+    int fd;
+    char *buf;
+    size_t start, end;
+};
+
+/* Reads more; returns > 0, 0 at end of stream, or -errno. */
+static ssize_t rd_fill(struct reader *r)
+{
+    if (r->start == r->end) {
+        r->start = r->end = 0;
+    } else if (r->end == HTTP_BUF) {
+        if (r->start == 0)
+            return -E2BIG; /* a header line longer than the buffer */
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    ssize_t n = uco_recv(r->fd, r->buf + r->end, HTTP_BUF - r->end, 0);
+    if (n > 0) {
+        r->end += (size_t)n;
+        if (!g.stop)
+            g.bytes += (uint64_t)n;
+    }
+    return n;
+}
+
+/* The next line without its CRLF (NUL-terminated in place). */
+static int rd_line(struct reader *r, char **line)
+{
+    for (;;) {
+        char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+        if (nl) {
+            *line = r->buf + r->start;
+            r->start = (size_t)(nl - r->buf) + 1;
+            if (nl > *line && nl[-1] == '\r')
+                nl--;
+            *nl = '\0';
+            return 0;
+        }
+        ssize_t n = rd_fill(r);
+        if (n <= 0)
+            return n == 0 ? -EPROTO : (int)n;
+    }
+}
+
+/* Skips n body bytes (n == UINT64_MAX: up to the end of the stream). */
+static int rd_skip(struct reader *r, uint64_t n)
+{
+    while (n) {
+        if (r->start == r->end) {
+            ssize_t got = rd_fill(r);
+            if (got == 0 && n == UINT64_MAX)
+                return 0;
+            if (got <= 0)
+                return got == 0 ? -EPROTO : (int)got;
+        }
+        size_t avail = r->end - r->start;
+        size_t take = n < avail ? (size_t)n : avail;
+        r->start += take;
+        if (n != UINT64_MAX)
+            n -= take;
+    }
+    return 0;
+}
+
+/* Whether a comma-separated header value lists token. */
+static bool has_token(const char *value, const char *token)
+{
+    size_t len = strlen(token);
+    for (const char *p = value; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!strncasecmp(p, token, len) && (!p[len] || p[len] == ',' || p[len] == ' ' ||
+                                            p[len] == '\t' || p[len] == ';'))
+            return true;
+        while (*p && *p != ',')
+            p++;
+    }
+    return false;
+}
+
+static int parse_u64(const char *s, int base, uint64_t *out)
+{
+    char *end;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!isxdigit((unsigned char)*s))
+        return -EPROTO;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, base);
+    if (errno)
+        return -EPROTO;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (*end && !(base == 16 && *end == ';')) /* chunk extensions are ignored */
+        return -EPROTO;
+    *out = v;
+    return 0;
+}
+
+/* Reads one response: its status in *status; *keep_alive says whether the
+ * connection may carry the next request.  -errno on a broken response. */
+static int http_response(struct reader *r, int *status, bool *keep_alive)
+{
+    char *line;
+    int minor, ret;
+    do { /* 1xx responses precede the real one */
+        if ((ret = rd_line(r, &line)) < 0)
+            return ret;
+        if (sscanf(line, "HTTP/1.%d %3d", &minor, status) != 2 || *status < 100 ||
+            *status > 999)
+            return -EPROTO;
+        bool chunked = false, close_ = minor == 0, has_length = false;
+        uint64_t length = 0;
+        for (;;) {
+            if ((ret = rd_line(r, &line)) < 0)
+                return ret;
+            if (!*line)
+                break;
+            char *colon = strchr(line, ':');
+            if (!colon)
+                return -EPROTO;
+            *colon = '\0';
+            const char *value = colon + 1;
+            if (!strcasecmp(line, "content-length")) {
+                if (parse_u64(value, 10, &length) < 0)
+                    return -EPROTO;
+                has_length = true;
+            } else if (!strcasecmp(line, "transfer-encoding")) {
+                chunked = has_token(value, "chunked");
+            } else if (!strcasecmp(line, "connection")) {
+                if (has_token(value, "close"))
+                    close_ = true;
+                else if (has_token(value, "keep-alive"))
+                    close_ = false;
+            }
+        }
+        *keep_alive = !close_;
+        if (*status < 200 || *status == 204 || *status == 304)
+            continue; /* no body */
+        if (chunked) {
+            for (;;) {
+                uint64_t n;
+                if ((ret = rd_line(r, &line)) < 0 || (ret = parse_u64(line, 16, &n)) < 0)
+                    return ret;
+                if (n == 0)
+                    break;
+                if ((ret = rd_skip(r, n)) < 0 || (ret = rd_line(r, &line)) < 0)
+                    return ret;
+                if (*line)
+                    return -EPROTO; /* chunk data not followed by CRLF */
+            }
+            do { /* trailers, up to an empty line */
+                if ((ret = rd_line(r, &line)) < 0)
+                    return ret;
+            } while (*line);
+        } else if (has_length) {
+            if ((ret = rd_skip(r, length)) < 0)
+                return ret;
+        } else { /* the body runs to the end of the stream */
+            *keep_alive = false;
+            if ((ret = rd_skip(r, UINT64_MAX)) < 0)
+                return ret;
+        }
+    } while (*status < 200);
+    return 0;
+}
+
+static intptr_t http_conn_main(void *arg)
+{
+    (void)arg;
+    struct reader r = {.buf = malloc(HTTP_BUF)};
+    if (!r.buf) {
+        count_error();
+        return 0;
+    }
+    while (!g.stop) {
+        r.fd = dial();
+        if (r.fd == -ECANCELED)
+            break;
+        if (r.fd < 0) {
+            count_error();
+            if (uco_sleep(RETRY_PAUSE) == -ECANCELED)
+                break;
+            continue;
+        }
+        r.start = r.end = 0;
+        bool keep_alive = true;
+        int ret = 0;
+        while (keep_alive) {
+            uint64_t t0 = uco_now();
+            int status = 0;
+            ret = (int)uco_send_all(r.fd, cfg.request, cfg.request_len, NULL);
+            if (ret >= 0)
+                ret = http_response(&r, &status, &keep_alive);
+            if (ret < 0)
+                break;
+            count_request(t0, status < 400);
+        }
+        hang_up(r.fd);
+        if (ret == -ECANCELED)
+            break;
+        if (ret < 0) { /* lost or garbled: start over on a new connection, after a pause */
+            count_error();
+            if (uco_sleep(RETRY_PAUSE) == -ECANCELED)
+                break;
+        }
+    }
+    free(r.buf);
+    return 0;
+}
+
+/* ---- the run ---- */
+
+static void progress(uint64_t start, uint64_t *last_requests)
+{
+    double t = (double)(uco_now() - start) / 1e9;
+    fprintf(stderr, "uco-load: %5.1f s  %llu requests (%llu/s)  %llu errors  %u open\n", t,
+            (unsigned long long)g.requests, (unsigned long long)(g.requests - *last_requests),
+            (unsigned long long)g.errors, g.open);
+    *last_requests = g.requests;
+}
+
+static double elapsed_s;
+
+static intptr_t main_task(void *arg)
+{
+    (void)arg;
+    unsigned n = cfg.connections;
+    uco_task **t = calloc(n, sizeof(*t));
+    struct echo_conn *ec = cfg.mode == ECHO ? calloc(n, sizeof(*ec)) : NULL;
+    if (!t || (cfg.mode == ECHO && !ec)) {
+        free(t);
+        free(ec);
+        return -ENOMEM;
+    }
+    uint64_t start = uco_now(), end = start + (uint64_t)(cfg.duration * 1e9);
+    for (unsigned i = 0; i < n; i++) {
+        if (cfg.mode == ECHO) {
+            ec[i].id = i;
+            t[i] = uco_spawn(echo_conn_main, &ec[i]);
+        } else {
+            t[i] = uco_spawn(http_conn_main, NULL);
+        }
+        if (!t[i]) {
+            n = i; /* out of memory: run with those we have */
+            fprintf(stderr, "uco-load: only %u connections could be started\n", n);
+            break;
+        }
+    }
+    uint64_t next_tick = start + UCO_SEC(1), last = 0, now;
+    while ((now = uco_now()) < end) {
+        uint64_t wake = next_tick < end ? next_tick : end;
+        uco_sleep(wake - now);
+        if (uco_now() >= next_tick && uco_now() < end) {
+            progress(start, &last);
+            next_tick += UCO_SEC(1);
+        }
+    }
+    g.stop = true; /* the totals are final from here on */
+    elapsed_s = (double)(uco_now() - start) / 1e9;
+    for (unsigned i = 0; i < n; i++)
+        uco_cancel(t[i]);
+    uco_gather(t, n, NULL);
+    free(t);
+    free(ec);
+    return 0;
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static void report(void)
+{
+    double rps = elapsed_s > 0 ? (double)g.requests / elapsed_s : 0;
+    double mbps = elapsed_s > 0 ? (double)g.bytes / elapsed_s / 1e6 : 0;
+    unsigned long long p50 = hist_percentile(&g.lat, 50), p99 = hist_percentile(&g.lat, 99),
+                       p999 = hist_percentile(&g.lat, 99.9), max = g.lat.max;
+    if (cfg.json) {
+        printf("{\"mode\":\"%s\",\"target\":", cfg.mode == ECHO ? "echo" : "http");
+        json_string(cfg.mode == ECHO ? cfg.target : cfg.url);
+        printf(",\"connections\":%u", cfg.connections);
+        if (cfg.mode == ECHO)
+            printf(",\"size\":%zu,\"pipeline\":%u", cfg.size, cfg.pipeline);
+        printf(",\"duration_s\":%.3f,\"requests\":%llu,\"requests_per_sec\":%.1f,"
+               "\"bytes\":%llu,\"mb_per_sec\":%.3f,\"errors\":%llu,"
+               "\"latency_us\":{\"p50\":%llu,\"p99\":%llu,\"p99_9\":%llu,\"max\":%llu}}\n",
+               elapsed_s, (unsigned long long)g.requests, rps, (unsigned long long)g.bytes,
+               mbps, (unsigned long long)g.errors, p50, p99, p999, max);
+    } else {
+        if (cfg.mode == ECHO)
+            printf("echo %s: %u connections, %zu-byte messages, pipeline %u, %.2f s\n",
+                   cfg.target, cfg.connections, cfg.size, cfg.pipeline, elapsed_s);
+        else
+            printf("http %s: %u connections, %.2f s\n", cfg.url, cfg.connections, elapsed_s);
+        printf("requests      %llu\n", (unsigned long long)g.requests);
+        printf("requests/s    %.1f\n", rps);
+        printf("MB/s          %.3f\n", mbps);
+        printf("errors        %llu\n", (unsigned long long)g.errors);
+        printf("latency (us)  p50 %llu  p99 %llu  p99.9 %llu  max %llu\n", p50, p99, p999, max);
+    }
+    fflush(stdout);
+}
+
+/* ---- arguments ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: uco-load echo [--host H] [--port P] [--connections N] [--size BYTES]\n"
+            "                     [--duration SECONDS] [--pipeline DEPTH] [--json]\n"
+            "       uco-load http --url http://host[:port]/path [--connections N]\n"
+            "                     [--duration SECONDS] [--json]\n"
+            "  --host H          echo server address (default 127.0.0.1)\n"
+            "  --port P          echo server port (default 7000)\n"
+            "  --connections N   concurrent connections, 1-%u (default 16)\n"
+            "  --size BYTES      echo message size, k/m suffixes for KiB/MiB (default 64)\n"
+            "  --duration S      seconds to run, fractions allowed (default 10)\n"
+            "  --pipeline DEPTH  echo messages in flight per connection (default 1)\n"
+            "  --url URL         http target, plain http only\n"
+            "  --json            print the summary as one JSON object\n",
+            MAX_CONNECTIONS);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) bad_args(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("uco-load: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n(uco-load --help for usage)\n", stderr);
+    va_end(ap);
+    exit(2);
+}
+
+/* An integer in [lo, hi]; with_suffix takes k/K (KiB) and m/M (MiB). */
+static unsigned long long parse_count(const char *opt, const char *arg, unsigned long long lo,
+                                      unsigned long long hi, bool with_suffix)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*arg))
+        bad_args("%s: '%s' is not a number", opt, arg);
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (with_suffix && (*end == 'k' || *end == 'K') && !end[1]) {
+        v = v > ULLONG_MAX >> 10 ? ULLONG_MAX : v << 10;
+        end++;
+    } else if (with_suffix && (*end == 'm' || *end == 'M') && !end[1]) {
+        v = v > ULLONG_MAX >> 20 ? ULLONG_MAX : v << 20;
+        end++;
+    }
+    if (errno || *end)
+        bad_args("%s: '%s' is not a number", opt, arg);
+    if (v < lo || v > hi)
+        bad_args("%s: %s is out of range (%llu-%llu)", opt, arg, lo, hi);
+    return v;
+}
+
+/* http://host[:port][/path]; host may be [v6]. */
+static void parse_url(const char *url)
+{
+    static char host[256], path[2048];
+    if (strncasecmp(url, "http://", 7) != 0)
+        bad_args("--url: '%s' is not an http:// URL%s", url,
+                 strncasecmp(url, "https://", 8) == 0 ? " (https is not supported)" : "");
+    const char *a = url + 7, *slash = strchr(a, '/');
+    size_t alen = slash ? (size_t)(slash - a) : strlen(a);
+    const char *port = NULL, *h = a;
+    size_t hlen;
+    if (*a == '[') {
+        const char *close = memchr(a, ']', alen);
+        if (!close)
+            bad_args("--url: '%s': unterminated [IPv6 address]", url);
+        h = a + 1;
+        hlen = (size_t)(close - h);
+        if (close + 1 < a + alen) {
+            if (close[1] != ':')
+                bad_args("--url: '%s': junk after ]", url);
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(a, ':', alen);
+        hlen = colon ? (size_t)(colon - a) : alen;
+        if (colon)
+            port = colon + 1;
+    }
+    if (hlen == 0 || hlen >= sizeof(host))
+        bad_args("--url: '%s' has no host", url);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    cfg.port = 80;
+    if (port) {
+        char digits[8];
+        size_t plen = (size_t)(a + alen - port);
+        if (plen == 0 || plen >= sizeof(digits))
+            bad_args("--url: '%s' has a bad port", url);
+        memcpy(digits, port, plen);
+        digits[plen] = '\0';
+        cfg.port = (unsigned)parse_count("--url port", digits, 1, 65535, false);
+    }
+    snprintf(path, sizeof(path), "%s", slash ? slash : "/");
+    cfg.host = host;
+    size_t cap = strlen(path) + alen + 128;
+    cfg.request = malloc(cap);
+    if (!cfg.request)
+        exit(1);
+    cfg.request_len = (size_t)snprintf(cfg.request, cap,
+                                       "GET %s HTTP/1.1\r\nHost: %.*s\r\n"
+                                       "User-Agent: uco-load\r\nAccept: */*\r\n\r\n",
+                                       path, (int)alen, a);
+}
+
+static void parse_args(int argc, char **argv)
+{
+    if (argc < 2)
+        bad_args("missing mode: echo or http");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        exit(0);
+    }
+    if (!strcmp(argv[1], "echo"))
+        cfg.mode = ECHO;
+    else if (!strcmp(argv[1], "http"))
+        cfg.mode = HTTP;
+    else
+        bad_args("unknown mode '%s': echo or http", argv[1]);
+    enum { O_HOST = 1, O_PORT, O_CONN, O_SIZE, O_DUR, O_PIPE, O_URL, O_JSON, O_HELP };
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, O_HOST},
+        {"port", required_argument, NULL, O_PORT},
+        {"connections", required_argument, NULL, O_CONN},
+        {"size", required_argument, NULL, O_SIZE},
+        {"duration", required_argument, NULL, O_DUR},
+        {"pipeline", required_argument, NULL, O_PIPE},
+        {"url", required_argument, NULL, O_URL},
+        {"json", no_argument, NULL, O_JSON},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0; /* we name the problem ourselves */
+    int opt;
+    optind = 2;
+    while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        const char *name = opt > 0 && opt <= O_HELP ? opts[opt - 1].name : "";
+        if ((cfg.mode == HTTP && (opt == O_HOST || opt == O_PORT || opt == O_SIZE ||
+                                  opt == O_PIPE)) ||
+            (cfg.mode == ECHO && opt == O_URL))
+            bad_args("--%s does not apply to %s mode", name, argv[1]);
+        char *end;
+        switch (opt) {
+        case O_HOST:
+            if (!*optarg)
+                bad_args("--host: empty");
+            cfg.host = optarg;
+            break;
+        case O_PORT:
+            cfg.port = (unsigned)parse_count("--port", optarg, 1, 65535, false);
+            break;
+        case O_CONN:
+            cfg.connections = (unsigned)parse_count("--connections", optarg, 1,
+                                                    MAX_CONNECTIONS, false);
+            break;
+        case O_SIZE:
+            cfg.size = (size_t)parse_count("--size", optarg, 1, MAX_SIZE, true);
+            break;
+        case O_PIPE:
+            cfg.pipeline = (unsigned)parse_count("--pipeline", optarg, 1, MAX_PIPELINE, false);
+            break;
+        case O_DUR:
+            errno = 0;
+            cfg.duration = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(cfg.duration))
+                bad_args("--duration: '%s' is not a number of seconds", optarg);
+            if (cfg.duration <= 0 || cfg.duration > 1e6)
+                bad_args("--duration: %s is out of range (more than 0, at most 1000000)",
+                         optarg);
+            break;
+        case O_URL:
+            cfg.url = optarg;
+            break;
+        case O_JSON:
+            cfg.json = true;
+            break;
+        case O_HELP:
+            usage(stdout);
+            exit(0);
+        case ':':
+            bad_args("%s needs a value", argv[optind - 1]);
+        default:
+            bad_args("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        bad_args("unexpected argument '%s'", argv[optind]);
+    if (cfg.mode == HTTP) {
+        if (!cfg.url)
+            bad_args("http mode needs --url http://host:port/path");
+        parse_url(cfg.url);
+    } else {
+        snprintf(cfg.target, sizeof(cfg.target), strchr(cfg.host, ':') ? "[%s]:%u" : "%s:%u",
+                 cfg.host, cfg.port);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+
+    /* One fd per connection, plus a few for the runtime. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && cfg.connections + 32ull > rl.rlim_cur)
+            bad_args("--connections %u needs more file descriptors than RLIMIT_NOFILE "
+                     "allows (%llu)", cfg.connections, (unsigned long long)rl.rlim_cur);
+    }
+    if (cfg.mode == ECHO) {
+        pattern = malloc(cfg.size + PATTERN_PERIOD);
+        if (!pattern) {
+            fprintf(stderr, "uco-load: out of memory\n");
+            return 1;
+        }
+        uint64_t x = uco_now() | 1; /* xorshift64: any bytes will do, cheaply */
+        for (size_t i = 0; i < cfg.size + PATTERN_PERIOD; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            pattern[i] = (unsigned char)(x >> 24);
+        }
+    }
+    uco_config ucfg = {.ring_entries = 1024};
+    intptr_t ret = uco_run(main_task, NULL, &ucfg);
+    if (ret < 0) {
+        fprintf(stderr, "uco-load: %s\n", strerror((int)-ret));
+        return 1;
+    }
+    report();
+    free(pattern);
+    free(cfg.request);
+    return 0;
+}
