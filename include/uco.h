@@ -75,6 +75,11 @@ typedef struct uco_config {
  * -EDEADLK when every task is parked with nothing in flight that could
  * wake one (the parked tasks are discarded).  Main should return >= 0 to
  * keep its result apart from these errors.
+ * Known kernel behaviour: the kernel finishes tearing the ring down with
+ * task work on the calling thread shortly after uco_run returns, so one
+ * blocking system call made soon after on that thread that cannot be
+ * restarted (a recv with SO_RCVTIMEO, epoll_wait ...) may fail with EINTR
+ * once; retry it.
  */
 intptr_t uco_run(uco_fn fn, void *arg, const uco_config *cfg);
 
