@@ -4,7 +4,10 @@
  *   spawn/...   create + run + join one task or thread
  *   chan/...    a one-item ping-pong through a channel or a condvar queue
  *   pipe/...    a one-byte ping-pong through two pipes
- *   await/...   NOPs awaited through the runtime vs raw liburing */
+ *   await/...   NOPs awaited through the runtime vs raw liburing
+ *   timers/...  how late 10,000 concurrent sleeps wake
+ *   memory/...  resident bytes per idle coroutine and per idle thread
+ *   cpu/...     CPU-bound work, where threads on both cores win */
 
 #include <errno.h>
 #include <liburing.h>
@@ -437,6 +440,203 @@ static void await_raw_liburing(bench_state *s)
     bench_set_items(s, bench_iterations(s) * batch * per);
 }
 
+/* ---- timers: 10,000 concurrent sleeps, how late they wake ---- */
+
+#define TIMERS 10000
+static uint64_t *lateness;
+static int late_n;
+
+static intptr_t timer_task(void *arg)
+{
+    uint64_t ns = (uint64_t)(intptr_t)arg;
+    uint64_t due = uco_now() + ns;
+    uco_sleep(ns);
+    lateness[late_n++] = uco_now() - due;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static intptr_t timers_main(void *arg)
+{
+    bench_state *s = arg;
+    static uco_task *t[TIMERS];
+    lateness = malloc(TIMERS * sizeof(*lateness));
+    unsigned seed = 1;
+    while (bench_keep_running(s)) {
+        late_n = 0;
+        for (int i = 0; i < TIMERS; i++) {
+            seed = seed * 1103515245u + 12345u;
+            t[i] = uco_spawn(timer_task, (void *)(intptr_t)(UCO_MSEC(1) + seed % UCO_MSEC(50)));
+        }
+        uco_gather(t, TIMERS, NULL);
+    }
+    qsort(lateness, TIMERS, sizeof(*lateness), cmp_u64);
+    bench_counter(s, "late_p50_us", (double)lateness[TIMERS / 2] / 1e3);
+    bench_counter(s, "late_p99_us", (double)lateness[TIMERS * 99 / 100] / 1e3);
+    bench_set_items(s, bench_iterations(s) * TIMERS);
+    free(lateness);
+    return 0;
+}
+
+static void timers_uco(bench_state *s) { in_runtime(s, timers_main); }
+
+/* ---- memory: resident bytes per idle task ---- */
+
+static long rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+#define IDLE_TASKS 100000
+#define IDLE_THREADS 10000
+
+static intptr_t idle_task(void *arg)
+{
+    (void)arg;
+    return uco_park();
+}
+
+static intptr_t memory_main(void *arg)
+{
+    bench_state *s = arg;
+    uco_task **t = malloc(IDLE_TASKS * sizeof(*t));
+    while (bench_keep_running(s)) {
+        long before = rss_bytes();
+        for (int i = 0; i < IDLE_TASKS; i++)
+            t[i] = uco_spawn(idle_task, NULL);
+        uco_yield(); /* every task runs and parks */
+        bench_counter(s, "bytes_per_task", (double)(rss_bytes() - before) / IDLE_TASKS);
+        for (int i = 0; i < IDLE_TASKS; i++)
+            uco_wake(t[i], 0);
+        uco_gather(t, IDLE_TASKS, NULL);
+    }
+    free(t);
+    bench_set_items(s, bench_iterations(s) * IDLE_TASKS);
+    return 0;
+}
+
+static void memory_uco(bench_state *s) { in_runtime(s, memory_main); }
+
+static pthread_mutex_t idle_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_c = PTHREAD_COND_INITIALIZER;
+static bool idle_go;
+
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&idle_m);
+    while (!idle_go)
+        pthread_cond_wait(&idle_c, &idle_m);
+    pthread_mutex_unlock(&idle_m);
+    return NULL;
+}
+
+static void memory_threads(bench_state *s)
+{
+    pthread_t *t = malloc(IDLE_THREADS * sizeof(*t));
+    while (bench_keep_running(s)) {
+        idle_go = false;
+        long before = rss_bytes();
+        int n = 0;
+        while (n < IDLE_THREADS && pthread_create(&t[n], NULL, idle_thread, NULL) == 0)
+            n++;
+        usleep(200000); /* let them all block */
+        bench_counter(s, "bytes_per_task", (double)(rss_bytes() - before) / (n ? n : 1));
+        bench_counter(s, "threads", n);
+        pthread_mutex_lock(&idle_m);
+        idle_go = true;
+        pthread_cond_broadcast(&idle_c);
+        pthread_mutex_unlock(&idle_m);
+        for (int i = 0; i < n; i++)
+            pthread_join(t[i], NULL);
+    }
+    free(t);
+}
+
+/* ---- CPU-bound work: where threads win ---- */
+
+#define UNITS 8
+
+static intptr_t cpu_unit(void *arg)
+{
+    uint64_t x = (uint64_t)(intptr_t)arg + 1;
+    for (int i = 0; i < 20000000; i++)
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return (intptr_t)(x >> 33);
+}
+
+static void *cpu_thread(void *arg)
+{
+    for (int i = 0; i < UNITS / 2; i++)
+        cpu_unit(arg);
+    return NULL;
+}
+
+static void cpu_threads(bench_state *s)
+{
+    while (bench_keep_running(s)) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, cpu_thread, (void *)(intptr_t)i);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+    }
+    bench_set_items(s, bench_iterations(s) * UNITS);
+}
+
+static intptr_t cpu_coroutines_main(void *arg)
+{
+    bench_state *s = arg;
+    while (bench_keep_running(s)) {
+        uco_task *t[UNITS];
+        for (int i = 0; i < UNITS; i++)
+            t[i] = uco_spawn(cpu_unit, (void *)(intptr_t)i);
+        uco_gather(t, UNITS, NULL);
+    }
+    bench_set_items(s, bench_iterations(s) * UNITS);
+    return 0;
+}
+
+static void cpu_coroutines(bench_state *s) { in_runtime(s, cpu_coroutines_main); }
+
+static intptr_t offload_unit(void *arg)
+{
+    intptr_t r;
+    return uco_offload(cpu_unit, arg, &r);
+}
+
+static intptr_t cpu_offload_main(void *arg)
+{
+    bench_state *s = arg;
+    while (bench_keep_running(s)) {
+        uco_task *t[UNITS];
+        for (int i = 0; i < UNITS; i++)
+            t[i] = uco_spawn(offload_unit, (void *)(intptr_t)i);
+        uco_gather(t, UNITS, NULL);
+    }
+    bench_set_items(s, bench_iterations(s) * UNITS);
+    return 0;
+}
+
+static void cpu_uco_offload(bench_state *s)
+{
+    uco_config c = {.offload_threads = 2};
+    if (uco_run(cpu_offload_main, s, &c) < 0)
+        bench_skip(s, "uco_run failed");
+}
+
 int main(int argc, char **argv)
 {
     bench_unit_ns(bench_register("switch/uco_yield", switch_uco_yield));
@@ -459,5 +659,11 @@ int main(int argc, char **argv)
                                                            await_raw_liburing), 1)));
     bench_real_time(bench_unit_us(bench_arg(bench_register("await/raw_liburing_nop",
                                                            await_raw_liburing), 64)));
+    bench_real_time(bench_fixed_iterations(bench_register("timers/uco_10k_sleeps", timers_uco), 3));
+    bench_real_time(bench_fixed_iterations(bench_register("memory/uco_100k_idle_tasks", memory_uco), 1));
+    bench_real_time(bench_fixed_iterations(bench_register("memory/threads_10k_idle", memory_threads), 1));
+    bench_real_time(bench_unit_ns(bench_register("cpu/threads_2_cores", cpu_threads)));
+    bench_real_time(bench_unit_ns(bench_register("cpu/coroutines_1_core", cpu_coroutines)));
+    bench_real_time(bench_unit_ns(bench_register("cpu/uco_offload_2_threads", cpu_uco_offload)));
     return bench_main(argc, argv);
 }

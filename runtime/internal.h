@@ -185,6 +185,7 @@ struct uco_rt {
     uint64_t debug_slow_ns;
     unsigned offload_threads; /* pool bound (uco_config.offload_threads) */
     unsigned bgid_seq;        /* last provided-buffer group id handed out */
+    uint64_t timer_slack;     /* uco_config.timer_slack_ns */
     /* overflow.c */
     struct sigaction old_segv;
     stack_t old_altstack;
@@ -200,6 +201,13 @@ static inline uco_task *sched_current(void)
 {
     struct uco_rt *rt = uco_rt_cur;
     return rt ? rt->current : NULL;
+}
+
+/* An absolute deadline rounded up to the timer slack (see uco_config). */
+static inline uint64_t sched_slack(const struct uco_rt *rt, uint64_t at)
+{
+    uint64_t s = rt->timer_slack;
+    return s > 1 ? (at + s - 1) / s * s : at;
 }
 
 /* Parks the running task in state st until sched_wake(); does not check. */

@@ -7,7 +7,8 @@
 
 int uco_sleep(uint64_t nsec)
 {
-    if (!sched_current())
+    struct uco_rt *rt = uco_rt_cur;
+    if (!rt || !rt->current)
         return -EPERM;
     if (nsec == 0)
         return uco_yield();
@@ -15,7 +16,7 @@ int uco_sleep(uint64_t nsec)
      * deadlines whatever the delay before the batch is submitted. */
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t at = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec + nsec;
+    uint64_t at = sched_slack(rt, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec + nsec);
     struct __kernel_timespec ts = {.tv_sec = (long long)(at / 1000000000u),
                                    .tv_nsec = (long long)(at % 1000000000u)};
     struct io_uring_sqe *sqe = uco_sqe();

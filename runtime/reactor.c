@@ -186,8 +186,9 @@ void reactor_cancel(struct uco_rt *rt, struct uco_op *op)
     io_uring_sqe_set_data(sqe, NULL);
 }
 
-static void set_ts(struct uco_op *op, uint64_t at)
+static void set_ts(struct uco_rt *rt, struct uco_op *op, uint64_t at)
 {
+    at = sched_slack(rt, at);
     op->ts[0] = (int64_t)(at / 1000000000u);
     op->ts[1] = (int64_t)(at % 1000000000u);
 }
@@ -201,7 +202,7 @@ static void park_on(struct uco_rt *rt, uco_task *self, struct io_uring_sqe *sqe,
     reactor_arm(rt, sqe, op);
     if (deadline) {
         sqe->flags |= IOSQE_IO_LINK;
-        set_ts(op, deadline);
+        set_ts(rt, op, deadline);
         struct io_uring_sqe *lt = io_uring_get_sqe(&rt->reactor->ring); /* kept free */
         io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)op->ts, IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data(lt, NULL);
@@ -265,7 +266,7 @@ int reactor_timer_park(struct uco_rt *rt, uint64_t deadline)
     uco_task *self = rt->current;
     struct uco_op op = {.task = self};
     struct io_uring_sqe *sqe = get_sqe(rt);
-    set_ts(&op, deadline);
+    set_ts(rt, &op, deadline);
     io_uring_prep_timeout(sqe, (struct __kernel_timespec *)op.ts, 0, IORING_TIMEOUT_ABS);
     park_on(rt, self, sqe, &op, T_PARKED_WAIT, 0);
     return op.res;

@@ -552,6 +552,7 @@ static int rt_create(const uco_config *c, struct uco_rt **out)
     }
     coro_init_thread(&rt->sched_ctx);
     rt->offload_threads = c->offload_threads ? c->offload_threads : 4;
+    rt->timer_slack = c->timer_slack_ns ? c->timer_slack_ns : 50000;
     const char *env = getenv("UCO_DEBUG");
     rt->debug = (c->flags & UCO_CFG_DEBUG) || (env && strcmp(env, "1") == 0);
     rt->debug_slow_ns = (uint64_t)(c->debug_slow_ms ? c->debug_slow_ms : 100) * 1000000u;
