@@ -577,10 +577,14 @@ static intptr_t cpu_unit(void *arg)
     return (intptr_t)(x >> 33);
 }
 
+static volatile intptr_t cpu_sink; /* keeps the work from being optimised away */
+
 static void *cpu_thread(void *arg)
 {
+    intptr_t acc = 0;
     for (int i = 0; i < UNITS / 2; i++)
-        cpu_unit(arg);
+        acc += cpu_unit((void *)((intptr_t)arg * UNITS + i));
+    cpu_sink = acc;
     return NULL;
 }
 
