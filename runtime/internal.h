@@ -38,6 +38,12 @@ struct stack {
 struct stack_pool {
     struct stack *items;
     unsigned n, cap;
+    /* Stacks freed past the pool while the loop is busy: unmapping them
+     * there (a syscall each) would delay every wake-up behind a burst of
+     * finishing tasks, so they wait here, reusable, until the loop is idle.
+     * Bounded (32 times the pool): past that, they are unmapped at once. */
+    struct stack *spare;
+    unsigned nspare, spare_cap;
     size_t size;      /* usable size of pooled stacks (the default) */
     bool guard_advise; /* guards via MADV_GUARD_INSTALL, else mprotect */
 };
@@ -49,6 +55,9 @@ int stack_get(struct stack_pool *p, size_t size, struct stack *out) UCO_HIDDEN;
  * reuses it before the caller switches away); else returns false. */
 bool stack_pool_put(struct stack_pool *p, const struct stack *s) UCO_HIDDEN;
 void stack_unmap(struct stack *s) UCO_HIDDEN;
+/* Unmaps up to max spare stacks.  The loop calls it before blocking, a
+ * few at a time, so that a wake-up arriving meanwhile waits for little. */
+void stack_pool_trim(struct stack_pool *p, unsigned max) UCO_HIDDEN;
 size_t stack_round(size_t size) UCO_HIDDEN;
 
 static inline char *stack_lo(const struct stack *s) { return s->base + STACK_GUARD; }

@@ -487,9 +487,16 @@ static void sched_loop(struct uco_rt *rt)
         stack_unmap(&rt->dead);
         if (!rt->live)
             return;
-        unsigned inflight = reactor_poll(rt, rt->runq_head == NULL);
+        bool idle = !rt->runq_head;
+        if (idle && rt->pool.nspare) {
+            /* Idle: unmap spare stacks a few at a time, polling between
+             * batches, and block only once they are all gone. */
+            stack_pool_trim(&rt->pool, 16);
+            idle = rt->pool.nspare == 0;
+        }
+        unsigned inflight = reactor_poll(rt, idle);
         if (!rt->runq_head) {
-            if (inflight)
+            if (inflight || rt->pool.nspare)
                 continue;
             rt->deadlock = true;
             fprintf(stderr, "uco: deadlock: %zu task(s) parked with nothing in flight "

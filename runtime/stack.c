@@ -1,6 +1,7 @@
 /* Task stacks: mmap'd, lazily committed, a guard region below the usable
  * part, and a bounded pool of default-size stacks for reuse. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -58,27 +59,40 @@ void stack_unmap(struct stack *s)
 int stack_pool_init(struct stack_pool *p, size_t size, unsigned cap)
 {
     p->items = calloc(cap ? cap : 1, sizeof(*p->items));
-    if (!p->items)
+    p->spare_cap = cap * 32;
+    p->spare = calloc(p->spare_cap ? p->spare_cap : 1, sizeof(*p->spare));
+    if (!p->items || !p->spare) {
+        free(p->items);
+        free(p->spare);
         return -ENOMEM;
-    p->n = 0;
+    }
+    p->n = p->nspare = 0;
     p->cap = cap;
     p->size = size;
     p->guard_advise = compat_guard_probe();
     return 0;
 }
 
+void stack_pool_trim(struct stack_pool *p, unsigned max)
+{
+    while (p->nspare && max--)
+        stack_unmap(&p->spare[--p->nspare]);
+}
+
 void stack_pool_fini(struct stack_pool *p)
 {
+    stack_pool_trim(p, UINT_MAX);
     while (p->n)
         stack_unmap(&p->items[--p->n]);
     free(p->items);
-    p->items = NULL;
+    free(p->spare);
+    p->items = p->spare = NULL;
 }
 
 int stack_get(struct stack_pool *p, size_t size, struct stack *out)
 {
-    if (size == p->size && p->n) {
-        *out = p->items[--p->n];
+    if (size == p->size && (p->n || p->nspare)) {
+        *out = p->n ? p->items[--p->n] : p->spare[--p->nspare];
         coro_stack_reuse(stack_lo(out), stack_usable(out));
         return 0;
     }
@@ -87,8 +101,13 @@ int stack_get(struct stack_pool *p, size_t size, struct stack *out)
 
 bool stack_pool_put(struct stack_pool *p, const struct stack *s)
 {
-    if (stack_usable(s) != p->size || p->n == p->cap)
+    if (stack_usable(s) != p->size)
         return false;
-    p->items[p->n++] = *s;
+    if (p->n < p->cap)
+        p->items[p->n++] = *s;
+    else if (p->nspare < p->spare_cap)
+        p->spare[p->nspare++] = *s;
+    else
+        return false;
     return true;
 }

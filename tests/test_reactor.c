@@ -282,6 +282,41 @@ START_TEST(test_jemalloc_is_the_allocator)
 }
 END_TEST
 
+/* ---- stacks freed in a burst go back when the loop is idle ---- */
+
+#define BURST 3000
+static void *burst_frames[BURST];
+
+static intptr_t burst_task(void *arg)
+{
+    burst_frames[(intptr_t)arg] = __builtin_frame_address(0);
+    return 0;
+}
+
+static intptr_t burst_main(void *arg)
+{
+    (void)arg;
+    static uco_task *t[BURST];
+    for (intptr_t i = 0; i < BURST; i++)
+        t[i] = uco_spawn(burst_task, (void *)i);
+    ck_assert_int_eq(uco_gather(t, BURST, NULL), 0);
+    /* 3,000 stacks freed at once: 256 pooled, the rest spare.  While main
+     * sleeps the loop is idle and must unmap the spares. */
+    ck_assert_int_eq(uco_sleep(UCO_MSEC(50)), 0);
+    int mapped = 0;
+    for (int i = 0; i < BURST; i++)
+        mapped += is_mapped(burst_frames[i]);
+    return mapped;
+}
+
+START_TEST(test_stacks_freed_in_a_burst_are_unmapped_when_idle)
+{
+    intptr_t mapped = uco_run(burst_main, NULL, NULL);
+    ck_assert_int_ge(mapped, 0);
+    ck_assert_msg(mapped <= 256, "%ld stacks still mapped after an idle period", (long)mapped);
+}
+END_TEST
+
 /* ---- one runtime per thread ---- */
 
 static void *thread_run(void *arg)
@@ -445,6 +480,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_rings_and_stacks_are_returned);
     tcase_add_test(tc, test_jemalloc_is_the_allocator);
     tcase_add_test(tc, test_runtimes_on_two_threads_run_side_by_side);
+    tcase_add_test(tc, test_stacks_freed_in_a_burst_are_unmapped_when_idle);
     tcase_add_test(tc, test_switches_and_awaits_allocate_nothing);
     tcase_add_test(tc, test_awaits_are_submitted_in_batches);
     suite_add_tcase(s, tc);
