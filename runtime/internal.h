@@ -44,6 +44,7 @@ struct stack_pool {
      * Bounded (32 times the pool): past that, they are unmapped at once. */
     struct stack *spare;
     unsigned nspare, spare_cap;
+    size_t spare_bytes;
     size_t size;      /* usable size of pooled stacks (the default) */
     bool guard_advise; /* guards via MADV_GUARD_INSTALL, else mprotect */
 };

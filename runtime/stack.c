@@ -59,11 +59,17 @@ void stack_unmap(struct stack *s)
 int stack_pool_init(struct stack_pool *p, size_t size, unsigned cap)
 {
     p->items = calloc(cap ? cap : 1, sizeof(*p->items));
+    /* Mapped directly: committed only as far as a burst fills it, and
+     * given back whole at the end (malloc would keep it in its heap). */
     p->spare_cap = cap * 32;
-    p->spare = calloc(p->spare_cap ? p->spare_cap : 1, sizeof(*p->spare));
-    if (!p->items || !p->spare) {
+    p->spare_bytes = stack_round((p->spare_cap ? p->spare_cap : 1) * sizeof(*p->spare));
+    p->spare = mmap(NULL, p->spare_bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!p->items || p->spare == MAP_FAILED) {
         free(p->items);
-        free(p->spare);
+        if (p->spare != MAP_FAILED)
+            munmap(p->spare, p->spare_bytes);
+        p->items = p->spare = NULL;
         return -ENOMEM;
     }
     p->n = p->nspare = 0;
@@ -85,7 +91,8 @@ void stack_pool_fini(struct stack_pool *p)
     while (p->n)
         stack_unmap(&p->items[--p->n]);
     free(p->items);
-    free(p->spare);
+    if (p->spare)
+        munmap(p->spare, p->spare_bytes);
     p->items = p->spare = NULL;
 }
 
