@@ -261,7 +261,6 @@ void reactor_fini(struct uco_rt *rt) UCO_HIDDEN;
  * completion when block is set.  Returns how many operations are still in
  * flight (0 means nothing can ever complete). */
 unsigned reactor_poll(struct uco_rt *rt, bool block) UCO_HIDDEN;
-unsigned reactor_inflight(struct uco_rt *rt) UCO_HIDDEN;
 /* Parks the running task (state T_PARKED_WAIT) on a timer that fires at
  * the absolute deadline; returns the timer's result (-ETIME when it fired,
  * -ECANCELED when a waker or a cancel removed it first). */

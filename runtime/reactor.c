@@ -39,11 +39,6 @@ void reactor_fini(struct uco_rt *rt)
     rt->reactor = NULL;
 }
 
-unsigned reactor_inflight(struct uco_rt *rt)
-{
-    return rt->reactor->inflight;
-}
-
 /* Dispatches one completion.  The CQE is consumed before its owner runs:
  * a handler may need an SQE, and getting one may submit and reap again
  * (a full SQ against a full CQ), which must not see this CQE twice. */

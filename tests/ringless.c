@@ -21,11 +21,6 @@ unsigned reactor_poll(struct uco_rt *rt, bool block)
     return 0;
 }
 
-unsigned reactor_inflight(struct uco_rt *rt)
-{
-    (void)rt;
-    return 0;
-}
 
 /* No timers without a ring: a deadline wait just parks until woken. */
 int reactor_timer_park(struct uco_rt *rt, uint64_t deadline)
