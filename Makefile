@@ -89,10 +89,10 @@ $(B)/tools/%: tools/%.c $(B)/libuco.a include/uco.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) -Iinclude $< -o $@ $(B)/libuco.a $(LIBS) -lm
 
-# Baselines do not use uco: plain pthreads / epoll servers.
+# Baselines do not use uco: plain pthreads / epoll / raw liburing servers.
 $(B)/bench/%: bench/baselines/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $< -o $@ -lpthread
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $< -o $@ -luring -lpthread
 
 $(B)/tests/%: tests/%.c tests/util.h $(B)/libuco.a $(HDRS)
 	@mkdir -p $(dir $@)
