@@ -4,10 +4,13 @@
 # As root it runs apt-get; otherwise it prints the exact command and stops.
 set -eu
 
+# Boost 1.81, not the default 1.74 (libboost-context-dev): Asio's io_uring
+# backend (bench/peers/asio_uring.sh) needs >= 1.78, and the two versions'
+# -dev packages conflict, so everything (boost_floor.cc too) uses 1.81.
 PKGS="build-essential g++ pkg-config liburing-dev libjemalloc-dev check \
 libsubunit-dev libbenchmark-dev valgrind qemu-user gcc-aarch64-linux-gnu \
 libc6-dev-arm64-cross gdb strace curl python3 time \
-libboost-context-dev gnuplot-nox"
+libboost-context1.81-dev gnuplot-nox"
 
 missing=""
 for p in $PKGS; do
