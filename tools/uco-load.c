@@ -2,9 +2,9 @@
  * uco-load: a load generator on uco.
  *
  *   uco-load echo [--host H] [--port P] [--connections N] [--size BYTES]
- *                 [--duration SECONDS] [--pipeline DEPTH] [--json]
+ *                 [--duration SECONDS] [--warmup SECONDS] [--pipeline DEPTH] [--json]
  *   uco-load http --url http://host:port/path [--connections N]
- *                 [--duration SECONDS] [--json]
+ *                 [--duration SECONDS] [--warmup SECONDS] [--json]
  *
  * Each connection is a task.  echo sends --size-byte messages, keeps
  * --pipeline of them in flight and checks every echoed byte; http sends
@@ -12,6 +12,10 @@
  * chunked, or until close).  Progress goes to stderr once a second; at the
  * end of --duration every connection is cancelled and closed and a summary
  * goes to stdout (--json: one JSON object).  Bad arguments: exit 2.
+ * --warmup runs the load that long first and counts none of it (connections
+ * get established, caches warm); the lines "uco-load: measuring" and
+ * "uco-load: done" on stderr mark the counted window, so that a benchmark
+ * script can read the server's CPU time at exactly those two moments.
  *
  * Counting: a request counts when its whole response has arrived; its
  * latency runs from just before its first byte is sent.  errors counts
@@ -110,6 +114,7 @@ static struct {
     unsigned connections;
     size_t size;
     double duration;
+    double warmup;          /* seconds of load counted by nobody */
     unsigned pipeline;
     bool json;
     const char *url;
@@ -123,6 +128,7 @@ static struct {
     uint64_t requests, errors, bytes;
     struct hist lat;
     unsigned open;          /* connections established now */
+    bool counting;          /* the warm-up is over */
     bool stop;              /* the duration is over: count nothing more */
 } g;
 
@@ -130,7 +136,7 @@ static unsigned char *pattern; /* echo: cfg.size + PATTERN_PERIOD random bytes *
 
 static void count_request(uint64_t started, bool ok)
 {
-    if (g.stop)
+    if (g.stop || !g.counting)
         return;
     if (ok) {
         g.requests++;
@@ -140,9 +146,15 @@ static void count_request(uint64_t started, bool ok)
     }
 }
 
+static void count_bytes(ssize_t n)
+{
+    if (!g.stop && g.counting)
+        g.bytes += (uint64_t)n;
+}
+
 static void count_error(void)
 {
-    if (!g.stop)
+    if (!g.stop && g.counting)
         g.errors++;
 }
 
@@ -235,8 +247,7 @@ static void echo_session(struct echo_conn *c)
                 count_error(); /* reset, or closed with requests in flight */
             break;
         }
-        if (!g.stop)
-            g.bytes += (uint64_t)n;
+        count_bytes(n);
         const unsigned char *p = c->rbuf;
         while (n > 0) {
             size_t take = cfg.size - pos < (size_t)n ? cfg.size - pos : (size_t)n;
@@ -312,8 +323,7 @@ static ssize_t rd_fill(struct reader *r)
     ssize_t n = uco_recv(r->fd, r->buf + r->end, HTTP_BUF - r->end, 0);
     if (n > 0) {
         r->end += (size_t)n;
-        if (!g.stop)
-            g.bytes += (uint64_t)n;
+        count_bytes(n);
     }
     return n;
 }
@@ -528,7 +538,6 @@ static intptr_t main_task(void *arg)
         free(ec);
         return -ENOMEM;
     }
-    uint64_t start = uco_now(), end = start + (uint64_t)(cfg.duration * 1e9);
     for (unsigned i = 0; i < n; i++) {
         if (cfg.mode == ECHO) {
             ec[i].id = i;
@@ -542,6 +551,12 @@ static intptr_t main_task(void *arg)
             break;
         }
     }
+    if (cfg.warmup > 0)
+        uco_sleep((uint64_t)(cfg.warmup * 1e9));
+    g.counting = true;
+    if (cfg.warmup > 0)
+        fprintf(stderr, "uco-load: measuring\n");
+    uint64_t start = uco_now(), end = start + (uint64_t)(cfg.duration * 1e9);
     uint64_t next_tick = start + UCO_SEC(1), last = 0, now;
     while ((now = uco_now()) < end) {
         uint64_t wake = next_tick < end ? next_tick : end;
@@ -553,6 +568,8 @@ static intptr_t main_task(void *arg)
     }
     g.stop = true; /* the totals are final from here on */
     elapsed_s = (double)(uco_now() - start) / 1e9;
+    if (cfg.warmup > 0)
+        fprintf(stderr, "uco-load: done\n");
     for (unsigned i = 0; i < n; i++)
         uco_cancel(t[i]);
     uco_gather(t, n, NULL);
@@ -614,14 +631,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: uco-load echo [--host H] [--port P] [--connections N] [--size BYTES]\n"
-            "                     [--duration SECONDS] [--pipeline DEPTH] [--json]\n"
+            "                     [--duration SECONDS] [--warmup SECONDS] [--pipeline DEPTH]\n"
+            "                     [--json]\n"
             "       uco-load http --url http://host[:port]/path [--connections N]\n"
-            "                     [--duration SECONDS] [--json]\n"
+            "                     [--duration SECONDS] [--warmup SECONDS] [--json]\n"
             "  --host H          echo server address (default 127.0.0.1)\n"
             "  --port P          echo server port (default 7000)\n"
             "  --connections N   concurrent connections, 1-%u (default 16)\n"
             "  --size BYTES      echo message size, k/m suffixes for KiB/MiB (default 64)\n"
             "  --duration S      seconds to run, fractions allowed (default 10)\n"
+            "  --warmup S        seconds of load before that, not counted (default 0)\n"
             "  --pipeline DEPTH  echo messages in flight per connection (default 1)\n"
             "  --url URL         http target, plain http only\n"
             "  --json            print the summary as one JSON object\n",
@@ -663,6 +682,21 @@ static unsigned long long parse_count(const char *opt, const char *arg, unsigned
 }
 
 /* http://host[:port][/path]; host may be [v6]. */
+/* Seconds, fractions allowed: more than 0 (or 0 itself when zero_ok), at
+ * most 10^6. */
+static double parse_seconds(const char *opt, const char *arg, bool zero_ok)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !isfinite(v))
+        bad_args("%s: '%s' is not a number of seconds", opt, arg);
+    if (v < 0 || (v == 0 && !zero_ok) || v > 1e6)
+        bad_args("%s: %s is out of range (%s 0, at most 1000000)", opt, arg,
+                 zero_ok ? "at least" : "more than");
+    return v;
+}
+
 static void parse_url(const char *url)
 {
     static char host[256], path[2048];
@@ -730,13 +764,14 @@ static void parse_args(int argc, char **argv)
         cfg.mode = HTTP;
     else
         bad_args("unknown mode '%s': echo or http", argv[1]);
-    enum { O_HOST = 1, O_PORT, O_CONN, O_SIZE, O_DUR, O_PIPE, O_URL, O_JSON, O_HELP };
+    enum { O_HOST = 1, O_PORT, O_CONN, O_SIZE, O_DUR, O_WARM, O_PIPE, O_URL, O_JSON, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, O_PORT},
         {"connections", required_argument, NULL, O_CONN},
         {"size", required_argument, NULL, O_SIZE},
         {"duration", required_argument, NULL, O_DUR},
+        {"warmup", required_argument, NULL, O_WARM},
         {"pipeline", required_argument, NULL, O_PIPE},
         {"url", required_argument, NULL, O_URL},
         {"json", no_argument, NULL, O_JSON},
@@ -752,7 +787,6 @@ static void parse_args(int argc, char **argv)
                                   opt == O_PIPE)) ||
             (cfg.mode == ECHO && opt == O_URL))
             bad_args("--%s does not apply to %s mode", name, argv[1]);
-        char *end;
         switch (opt) {
         case O_HOST:
             if (!*optarg)
@@ -773,13 +807,10 @@ static void parse_args(int argc, char **argv)
             cfg.pipeline = (unsigned)parse_count("--pipeline", optarg, 1, MAX_PIPELINE, false);
             break;
         case O_DUR:
-            errno = 0;
-            cfg.duration = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(cfg.duration))
-                bad_args("--duration: '%s' is not a number of seconds", optarg);
-            if (cfg.duration <= 0 || cfg.duration > 1e6)
-                bad_args("--duration: %s is out of range (more than 0, at most 1000000)",
-                         optarg);
+            cfg.duration = parse_seconds("--duration", optarg, false);
+            break;
+        case O_WARM:
+            cfg.warmup = parse_seconds("--warmup", optarg, true);
             break;
         case O_URL:
             cfg.url = optarg;
