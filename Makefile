@@ -1,7 +1,7 @@
 # uco: plain GNU make, everything into build/.
 #   make                 libuco.{a,so} and the examples
 #   make test            Check suite, aarch64 core under qemu, then ASan+UBSan
-#   make bench           benchmarks (for now: the seed samples, timed)
+#   make bench           benchmarks: uco vs threads, epoll, raw io_uring, peers (FULL=1: longer)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make sanitize | test-aarch64 | valgrind | clean
 #   (make test = the suite, test-aarch64, valgrind, then sanitize)
@@ -106,6 +106,7 @@ test-run: $(TEST_BIN) $(EX_BIN) $(TOOL_BIN) $(BASE_BIN)
 test-x86: lib examples tools $(B)/bench/bench_micro
 	@$(MAKE) --no-print-directory test-run
 	@sh tests/bench_smoke.sh $(B)
+	@sh tests/bench_macro_smoke.sh $(B)
 	@sh tests/install.sh $(B)
 	@sh tests/gdb_unwind.sh $(B)
 
@@ -155,7 +156,6 @@ BENCH_LIBS := -lbenchmark -lboost_context $(LIBS)
 BENCH_MICRO := $(B)/bench/bench_micro
 RESULTS := bench/results
 STAMP   := $(shell date +%Y%m%d-%H%M%S)-$(shell hostname -s)
-BENCH_TIME ?= 0.5
 
 $(B)/bench/%.o: bench/%.cc bench/harness.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -166,15 +166,27 @@ $(BENCH_MICRO): bench/bench_micro.c bench/harness.h $(BENCH_OBJ) $(B)/libuco.a $
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(CPPFLAGS_UCO) -Ibench -c $< -o $@.o
 	$(CXX) $@.o $(BENCH_OBJ) $(B)/libuco.a -o $@ $(BENCH_LIBS)
 
-# make bench: the microbenchmarks, 3 repetitions, medians with min/max,
-# into bench/results/<date>-<host>.json and bench/results/report.md.
-bench: lib examples $(BENCH_MICRO)
+# make bench: the microbenchmarks (3 repetitions), then servers under load
+# (bench_macro.py: echo servers, peers, file server vs nginx), then one JSON
+# with every figure, report.md and the charts.  FULL=1: longer runs, more
+# repetitions, 10,000 connections.
+#   bench/results/<date>-<host>.json         every figure, min/median/max
+#   bench/results/<date>-<host>-gbench.json  Google Benchmark's own output
+#   bench/results/<date>-<host>-macro.json   every server run
+#   bench/results/report.md, bench/results/charts/*.png
+FULL    ?=
+BENCH_REPS := $(if $(FULL),5,3)
+BENCH_TIME ?= $(if $(FULL),1,0.5)
+bench: lib examples tools $(BENCH_MICRO)
+	@sh tools/deps.sh bench
 	@mkdir -p $(RESULTS)
-	@echo "== microbenchmarks: uco beside threads (3 repetitions, $(BENCH_TIME) s each) =="
-	$(BENCH_MICRO) --benchmark_repetitions=3 --benchmark_min_time=$(BENCH_TIME) \
-	    --benchmark_out=$(RESULTS)/$(STAMP).json --benchmark_out_format=json
-	python3 tools/bench_report.py $(RESULTS)/$(STAMP).json $(RESULTS)/report.md
-	@echo "== report: $(RESULTS)/report.md =="
+	@echo "== microbenchmarks: uco beside threads ($(BENCH_REPS) repetitions, $(BENCH_TIME) s each) =="
+	$(BENCH_MICRO) --benchmark_repetitions=$(BENCH_REPS) --benchmark_min_time=$(BENCH_TIME) \
+	    --benchmark_out=$(RESULTS)/$(STAMP)-gbench.json --benchmark_out_format=json
+	python3 tools/bench_macro.py --build $(B) --out $(RESULTS)/$(STAMP)-macro.json $(if $(FULL),--full)
+	python3 tools/bench_summary.py $(RESULTS)/$(STAMP)-gbench.json $(RESULTS)/$(STAMP)-macro.json \
+	    $(RESULTS)/$(STAMP).json $(RESULTS)/report.md $(RESULTS)/charts
+	@echo "== report: $(RESULTS)/report.md, charts in $(RESULTS)/charts =="
 	@cat $(RESULTS)/report.md
 
 install: lib

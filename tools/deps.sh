@@ -2,6 +2,10 @@
 # Installs the Debian packages uco needs to build, test and benchmark.
 # Called by make when a dependency is missing; safe to run by hand.
 # As root it runs apt-get; otherwise it prints the exact command and stops.
+#   deps.sh          what make and make test need
+#   deps.sh bench    also the load generator and servers make bench compares
+#                    against (wrk, nginx); the peers' own scripts in
+#                    bench/peers/ install what each peer needs
 set -eu
 
 # Boost 1.81, not the default 1.74 (libboost-context-dev): Asio's io_uring
@@ -11,6 +15,9 @@ PKGS="build-essential g++ pkg-config liburing-dev libjemalloc-dev check \
 libsubunit-dev libbenchmark-dev valgrind qemu-user gcc-aarch64-linux-gnu \
 libc6-dev-arm64-cross gdb strace curl python3 time \
 libboost-context1.81-dev gnuplot-nox"
+if [ "${1:-}" = bench ]; then
+    PKGS="$PKGS wrk nginx-light"
+fi
 
 missing=""
 for p in $PKGS; do

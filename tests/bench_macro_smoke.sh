@@ -1,0 +1,30 @@
+#!/bin/sh
+# The macro harness runs end to end on a tiny load: two echo servers driven
+# by uco-load, one JSON out, the summary turns it (with a micro JSON) into
+# report.md tables, targets and charts.  (Figures are for `make bench`.)
+set -eu
+B=${1:-build}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+python3 tools/bench_macro.py --build "$B" --out "$out/macro.json" --only uco,epoll \
+    --repeats 1 --duration 0.3 >"$out/log" 2>&1 || { cat "$out/log"; exit 1; }
+"$B/bench/bench_micro" --benchmark_filter='spawn/uco|switch/asm_floor' --benchmark_min_time=0.01 \
+    --benchmark_out="$out/g.json" --benchmark_out_format=json >/dev/null 2>&1
+python3 tools/bench_summary.py "$out/g.json" "$out/macro.json" "$out/all.json" \
+    "$out/report.md" "$out/charts" || exit 1
+fail=0
+check() {
+    if eval "$2"; then :; else echo "bench_macro_smoke: $1"; fail=$((fail + 1)); fi
+}
+check "no echo table for uco" "grep -q '^| uco echo_server | [0-9]' '$out/report.md'"
+check "no echo table for epoll" "grep -q '^| epoll, edge-triggered | [0-9]' '$out/report.md'"
+check "errors in the echo runs" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(any(e[\"errors\"] or not e[\"runs\"] for e in d[\"echo\"]))'"
+check "no CPU per request" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(not all(r[\"cpu_us_per_req\"] > 0 for e in d[\"echo\"] for r in e[\"runs\"]))'"
+check "servers did not exit 0 on SIGTERM" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(any(r[\"exit_status\"] for e in d[\"echo\"] for r in e[\"runs\"]))'"
+check "combined JSON lacks micro or macro" "python3 -c 'import json,sys; d=json.load(open(\"$out/all.json\")); sys.exit(not (d[\"micro\"] and d[\"macro\"][\"echo\"]))'"
+check "no echo chart" "test -s '$out/charts/echo_rps.png'"
+if [ $fail = 0 ]; then
+    echo "bench_macro_smoke: 7 passed, 0 failed"
+else
+    cat "$out/log"; echo "bench_macro_smoke: $((7 - fail)) passed, $fail failed"; exit 1
+fi

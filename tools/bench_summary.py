@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""The last step of `make bench`: one JSON with every figure, report.md with
+the tables and the targets, and gnuplot charts.
+
+    bench_summary.py GBENCH.json MACRO.json OUT.json REPORT.md CHARTDIR
+
+GBENCH.json is Google Benchmark's own output (kept as it is, so its compare
+tools work on it); MACRO.json comes from bench_macro.py.  The micro tables
+are bench_report.py's; this script adds the macro tables, the targets and the
+charts, and writes OUT.json with min/median/max of every figure.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_report  # noqa: E402  (the micro tables)
+
+CONFIG_LABEL = {(50, 64): "50 conns, 64 B", (1000, 64): "1000 conns, 64 B",
+                (50, 4096): "50 conns, 4 KiB", (1000, 4096): "1000 conns, 4 KiB",
+                (10000, 64): "10k conns, 64 B", (10000, 4096): "10k conns, 4 KiB"}
+
+
+def med(s):
+    return s["median"] if s else None
+
+
+def span(s, fmt="{:.0f}"):
+    if not s:
+        return "–"
+    return f"{fmt.format(s['median'])} [{fmt.format(s['min'])} – {fmt.format(s['max'])}]"
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def rfmt(x):
+    return f"{x:.2f}x" if x else "–"
+
+
+# ---- micro: every case as min/median/max ------------------------------------
+
+def micro_figures(gbench_path):
+    ctx, runs, counters = bench_report.load(gbench_path)
+    figs = {name: {"unit": "ns per item", "min": t[0], "median": t[1], "max": t[2]}
+            for name, t in runs.items()}
+    for (name, counter), t in counters.items():
+        figs[f"{name}:{counter}"] = {"unit": counter, "min": t[0], "median": t[1], "max": t[2]}
+    return ctx, runs, figs
+
+
+# ---- macro tables -------------------------------------------------------------
+
+def echo_tables(echo):
+    lines = []
+    configs = sorted({(e["connections"], e["size"]) for e in echo},
+                     key=lambda c: (c[1], c[0]))
+    for cfg in configs:
+        rows = [e for e in echo if (e["connections"], e["size"]) == cfg]
+        by = {e["server"]: e for e in rows}
+        uco = by.get("uco")
+        lines += [f"### Echo, {CONFIG_LABEL.get(cfg, cfg)}", "",
+                  "| server | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | "
+                  "uco req/s ÷ that | that CPU ÷ uco CPU | errors |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for e in rows:
+            if not e["runs"]:
+                lines.append(f"| {e['label']} | failed: {'; '.join(e['failures'])[:200]} "
+                             "| | | | | | | |")
+                continue
+            rr = ratio(med(uco["rps"]), med(e["rps"])) if uco and uco["runs"] else None
+            cr = (ratio(med(e["cpu_us_per_req"]), med(uco["cpu_us_per_req"]))
+                  if uco and uco["runs"] else None)
+            lines.append(
+                f"| {e['label']} | {span(e['rps'])} | {span(e['p50_us'])} | {span(e['p99_us'])} | "
+                f"{span(e['p999_us'])} | {span(e['cpu_us_per_req'], '{:.2f}')} | {rfmt(rr)} | "
+                f"{rfmt(cr)} | {e['errors']} |")
+        lines.append("")
+    return lines
+
+
+def http_tables(http):
+    lines = []
+    for path, conns in sorted({(h["path"], h["connections"]) for h in http}):
+        rows = [h for h in http if (h["path"], h["connections"]) == (path, conns)]
+        by = {h["server"]: h for h in rows}
+        uco = by.get("uco")
+        lines += [f"### File server, GET /{path} ({'1 KiB' if path.startswith('1k') else '1 MiB'}),"
+                  f" {conns} connections (wrk)", "",
+                  "| server | req/s | p50 µs | p99 µs | server CPU µs/req | uco req/s ÷ that | errors |",
+                  "|---|---|---|---|---|---|---|"]
+        for h in rows:
+            label = "uco file_server" if h["server"] == "uco" else "nginx (1 worker)"
+            if not h["runs"]:
+                lines.append(f"| {label} | failed: {'; '.join(h['failures'])[:200]} | | | | | |")
+                continue
+            rr = ratio(med(uco["rps"]), med(h["rps"])) if uco and uco["runs"] else None
+            lines.append(f"| {label} | {span(h['rps'])} | {span(h['p50_us'])} | "
+                         f"{span(h['p99_us'])} | {span(h['cpu_us_per_req'], '{:.2f}')} | "
+                         f"{rfmt(rr)} | {h['errors']} |")
+        lines.append("")
+    return lines
+
+
+# ---- targets: where we stand ---------------------------------------------------
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def targets(runs, macro):
+    def m(name):
+        t = runs.get(name)
+        return t[1] if t else None
+
+    out = ["## Targets (issue #5): where we stand", "",
+           "| target | measured | |", "|---|---|---|"]
+
+    def row(what, measured, ok):
+        out.append(f"| {what} | {measured} | {verdict(ok) if ok is not None else 'not measured'} |")
+
+    asm, boost = m("switch/asm_floor"), m("switch/boost_jump_fcontext")
+    if asm and boost:
+        row("bare switch within 1.1x of Boost jump_fcontext", f"{asm:.1f} ns vs {boost:.1f} ns "
+            f"({asm / boost:.2f}x)", asm <= 1.1 * boost)
+    y, fut = m("switch/uco_yield"), m("switch/thread_futex_same_core/real_time")
+    if y and fut:
+        row("hand-off hundreds of times cheaper than a futex hand-off",
+            f"{y:.1f} ns vs {fut / 1000:.2f} µs ({fut / y:.0f}x)", fut / y >= 100)
+    for n, lim in ((64, 1.3), (1, 1.1)):
+        u, raw = m(f"await/uco_nop/{n}/real_time"), m(f"await/raw_liburing_nop/{n}/real_time")
+        if u and raw:
+            row(f"NOP await, {n} task(s), within {lim}x of raw liburing batch {n}",
+                f"{u:.1f} ns vs {raw:.1f} ns ({u / raw:.2f}x)", u <= lim * raw)
+    sp = m("spawn/uco")
+    if sp:
+        row("spawn + join under 150 ns", f"{sp:.1f} ns", sp < 150)
+    for (name, c), t in bench_report_counters.items():
+        if c == "bytes_per_task" and "uco" in name:
+            row("idle task under 8 KiB resident", f"{t[1]:.0f} B", t[1] < 8192)
+            break
+    echo = macro.get("echo", [])
+    for conns in (50, 1000):
+        for size in (64, 4096):
+            by = {e["server"]: e for e in echo
+                  if (e["connections"], e["size"]) == (conns, size) and e["runs"]}
+            u = by.get("uco")
+            if not u:
+                continue
+            label = CONFIG_LABEL[(conns, size)]
+            if "uring" in by:
+                uc, rc = med(u["cpu_us_per_req"]), med(by["uring"]["cpu_us_per_req"])
+                row(f"echo {label}: CPU per request within 1.1x of raw liburing",
+                    f"{uc:.2f} vs {rc:.2f} µs ({uc / rc:.2f}x)", uc <= 1.1 * rc)
+            others = [k for k in by if k not in ("uco", "uring", "threads")]
+            if others:
+                best = max(others, key=lambda k: med(by[k]["rps"]))
+                ur, br = med(u["rps"]), med(by[best]["rps"])
+                row(f"echo {label}: req/s at least epoll and every peer",
+                    f"uco {ur:.0f}, best other {by[best]['label']} {br:.0f} ({ur / br:.2f}x)",
+                    ur >= br)
+            if "threads" in by:
+                ur, tr = med(u["rps"]), med(by["threads"]["rps"])
+                up, tp = med(u["p99_us"]), med(by["threads"]["p99_us"])
+                row(f"echo {label}: at least 1.5x thread-per-connection req/s, lower p99",
+                    f"{ur / tr:.2f}x req/s; p99 {up:.0f} vs {tp:.0f} µs",
+                    ur >= 1.5 * tr and up < tp)
+    http = {(h["server"], h["path"]): h for h in macro.get("http", []) if h["runs"]}
+    if ("uco", "1k.bin") in http and ("nginx", "1k.bin") in http:
+        ur, nr = med(http[("uco", "1k.bin")]["rps"]), med(http[("nginx", "1k.bin")]["rps"])
+        row("file server: at least nginx's req/s on 1 KiB files", f"{ur:.0f} vs {nr:.0f} "
+            f"({ur / nr:.2f}x)", ur >= nr)
+    out.append("")
+    return out
+
+
+bench_report_counters = {}
+
+
+# ---- charts ----------------------------------------------------------------------
+
+def gnuplot(script, chartdir):
+    if not shutil.which("gnuplot"):
+        return False
+    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True, cwd=chartdir)
+    if p.returncode != 0:
+        sys.stderr.write(f"gnuplot failed: {p.stderr}\n")
+        return False
+    return True
+
+
+HEAD = ("set terminal pngcairo size 1100,560 font 'DejaVu Sans,10' noenhanced\n"
+        "set style data histograms\nset style histogram errorbars gap 2 lw 1\n"
+        "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset grid ytics\n"
+        "set key outside right top\nset xtics nomirror\n")
+
+
+def echo_chart(echo, chartdir, field, fname, title, ylabel, logscale=False):
+    configs = sorted({(e["connections"], e["size"]) for e in echo}, key=lambda c: (c[1], c[0]))
+    servers = []
+    for e in echo:
+        if e["label"] not in servers and e["runs"]:
+            servers.append(e["label"])
+    if not configs or not servers:
+        return None
+    by = {(e["label"], e["connections"], e["size"]): e for e in echo}
+    with open(os.path.join(chartdir, fname + ".dat"), "w") as f:
+        for c in configs:
+            cells = [f'"{CONFIG_LABEL.get(c, str(c))}"']
+            for s in servers:
+                e = by.get((s, c[0], c[1]))
+                st = e[field] if e and e["runs"] else None
+                cells += [f"{st['median']:.4g}", f"{st['min']:.4g}", f"{st['max']:.4g}"] if st \
+                    else ["NaN", "NaN", "NaN"]
+            f.write(" ".join(cells) + "\n")
+    plots = ", ".join(
+        f"'{fname}.dat' using {2 + 3 * i}:{3 + 3 * i}:{4 + 3 * i}:xtic(1) title '{s}'"
+        for i, s in enumerate(servers))
+    ok = gnuplot(HEAD + (f"set logscale y\n" if logscale else "set yrange [0:*]\n") +
+                 f"set output '{fname}.png'\nset title '{title}'\nset ylabel '{ylabel}'\n"
+                 f"plot {plots}\n", chartdir)
+    return fname + ".png" if ok else None
+
+
+def latency_chart(echo, chartdir, conns, size, fname):
+    rows = [e for e in echo if (e["connections"], e["size"]) == (conns, size) and e["runs"]]
+    if not rows:
+        return None
+    with open(os.path.join(chartdir, fname + ".dat"), "w") as f:
+        for e in rows:
+            cells = [f'"{e["label"]}"']
+            for k in ("p50_us", "p99_us", "p999_us"):
+                cells += [f"{e[k]['median']:.4g}", f"{e[k]['min']:.4g}", f"{e[k]['max']:.4g}"]
+            f.write(" ".join(cells) + "\n")
+    ok = gnuplot(HEAD + "set logscale y\nset xtics rotate by -25\n"
+                 f"set output '{fname}.png'\n"
+                 f"set title 'Echo latency percentiles, {CONFIG_LABEL[(conns, size)]} "
+                 "(median of runs, bars: min-max)'\nset ylabel 'microseconds (log)'\n"
+                 f"plot '{fname}.dat' using 2:3:4:xtic(1) title 'p50', "
+                 f"'' using 5:6:7 title 'p99', '' using 8:9:10 title 'p99.9'\n", chartdir)
+    return fname + ".png" if ok else None
+
+
+def micro_chart(runs, chartdir, fname):
+    rows = []
+    for what, u, other, label in bench_report.PAIRS:
+        if u in runs and other in runs and "asm" not in what and "NOP" not in what:
+            t, o = runs[u], runs[other]
+            rows.append((f"{what} vs {label}", o[1] / t[1], o[0] / t[2], o[2] / t[0]))
+    if not rows:
+        return None
+    with open(os.path.join(chartdir, fname + ".dat"), "w") as f:
+        for i, (lab, r, lo, hi) in enumerate(rows):
+            f.write(f"{i} \"{lab}\" {r:.4g} {lo:.4g} {hi:.4g}\n")
+    ok = gnuplot(
+        "set terminal pngcairo size 1100,520 font 'DejaVu Sans,10' noenhanced\n"
+        f"set output '{fname}.png'\nset title 'How many times cheaper uco is than threads "
+        "(thread time / uco time, log scale)'\nset logscale x\nset grid xtics\n"
+        "set style fill solid 0.85 border -1\nset yrange [-0.7:%d]\nset ytics nomirror\n"
+        "set xlabel 'ratio (1 = equal)'\nunset key\n"
+        f"plot '{fname}.dat' using 3:1:(1):3:($1-0.35):($1+0.35):ytic(2) with boxxyerror, "
+        f"'' using 3:1:4:5 with xerrorbars lc rgb 'black' pt 0\n" % len(rows), chartdir)
+    return fname + ".png" if ok else None
+
+
+def http_chart(http, chartdir, fname):
+    rows = [h for h in http if h["runs"]]
+    if not rows:
+        return None
+    paths = sorted({h["path"] for h in rows})
+    with open(os.path.join(chartdir, fname + ".dat"), "w") as f:
+        for p in paths:
+            cells = [p]
+            for s in ("uco", "nginx"):
+                h = next((h for h in rows if h["server"] == s and h["path"] == p
+                          and h["connections"] == 50), None)
+                cells += ([f"{h['rps']['median']:.4g}", f"{h['rps']['min']:.4g}",
+                           f"{h['rps']['max']:.4g}"] if h else ["NaN"] * 3)
+            f.write(" ".join(cells) + "\n")
+    ok = gnuplot(HEAD + "set logscale y\n" + f"set output '{fname}.png'\n"
+                 "set title 'File server vs nginx, 50 connections (wrk): requests/s (log)'\n"
+                 f"plot '{fname}.dat' using 2:3:4:xtic(1) title 'uco file_server', "
+                 "'' using 5:6:7 title 'nginx, 1 worker'\n", chartdir)
+    return fname + ".png" if ok else None
+
+
+# ---- main ----------------------------------------------------------------------------
+
+def main():
+    gbench, macro_path, out_json, report, chartdir = sys.argv[1:6]
+    os.makedirs(chartdir, exist_ok=True)
+    ctx, runs, figs = micro_figures(gbench)
+    global bench_report_counters
+    bench_report_counters = bench_report.load(gbench)[2]
+    macro = {}
+    if os.path.exists(macro_path):
+        with open(macro_path) as f:
+            macro = json.load(f)
+
+    micro_md = report + ".micro"
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "bench_report.py"),
+                    gbench, micro_md], check=True)
+    with open(micro_md) as f:
+        micro_text = f.read()
+    os.unlink(micro_md)
+
+    charts = [
+        micro_chart(runs, chartdir, "micro_ratios"),
+        echo_chart(macro.get("echo", []), chartdir, "rps", "echo_rps",
+                   "Echo requests/s (median of runs, bars: min-max)", "requests per second"),
+        echo_chart(macro.get("echo", []), chartdir, "cpu_us_per_req", "echo_cpu",
+                   "Server CPU time per echo request (lower is better)", "microseconds"),
+        latency_chart(macro.get("echo", []), chartdir, 1000, 64, "echo_latency"),
+        http_chart(macro.get("http", []), chartdir, "http_rps"),
+    ]
+    charts = [c for c in charts if c]
+    rel = os.path.relpath(chartdir, os.path.dirname(os.path.abspath(report)))
+
+    lines = [micro_text.rstrip(), ""]
+    if macro:
+        lines += ["# Servers under load", "",
+                  f"Run {macro['date']} on {macro['host']} ({macro['cpus']} CPUs, kernel "
+                  f"{macro['kernel']}); {macro['placement']}. Each cell: median of "
+                  f"{macro['repeats']} interleaved runs of {macro['duration_s']} s (after a "
+                  f"{macro['warmup_s']} s warm-up that is not counted), [min – max]. Echo load: "
+                  "uco-load (one connection = one request in flight); server CPU from "
+                  "/proc/PID/stat over the counted window only. On this 2-core machine the load "
+                  "generator saturates first, so CPU per request is the figure that separates "
+                  "efficient servers.", ""]
+        lines += echo_tables(macro.get("echo", []))
+        lines += http_tables(macro.get("http", []))
+        if macro.get("skipped"):
+            lines += ["Skipped (never faked):", ""]
+            lines += [f"- {k}: {v}" for k, v in sorted(macro["skipped"].items())]
+            lines.append("")
+    lines += targets(runs, macro)
+    if charts:
+        lines += ["## Charts", ""] + [f"![{c}]({rel}/{c})" for c in charts] + [""]
+    with open(report, "w") as f:
+        f.write("\n".join(lines))
+
+    with open(out_json, "w") as f:
+        json.dump({"context": ctx, "micro": figs, "macro": macro,
+                   "sources": {"gbench": os.path.basename(gbench),
+                               "macro": os.path.basename(macro_path)},
+                   "charts": charts}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
