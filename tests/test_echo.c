@@ -1,8 +1,9 @@
-/* The echo sample, its two baselines and uco-load, run as a user runs
- * them: each server is a child process found under UCO_BUILD_DIR, started
- * on --port 0 (the port is read back from its "listening on" line), and
- * driven by clients that are uco tasks of this process (or plain sockets
- * where the order of system calls is the point of the test). */
+/* The echo sample, its baselines (threads, epoll, raw io_uring) and
+ * uco-load, run as a user runs them: each server is a child process found
+ * under UCO_BUILD_DIR, started on --port 0 (the port is read back from its
+ * "listening on" line), and driven by clients that are uco tasks of this
+ * process (or plain sockets where the order of system calls is the point
+ * of the test). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #define ECHO_SERVER UCO_BUILD_DIR "/examples/echo_server"
 #define ECHO_THREADS UCO_BUILD_DIR "/bench/echo_threads"
 #define ECHO_EPOLL UCO_BUILD_DIR "/bench/echo_epoll"
+#define ECHO_URING UCO_BUILD_DIR "/bench/echo_uring"
 #define UCO_LOAD UCO_BUILD_DIR "/tools/uco-load"
 
 #define EMFILE_MSG "Too many open files"
@@ -959,6 +961,12 @@ START_TEST(test_epoll_baseline_echoes_bytes_and_exits_0_on_sigterm)
 }
 END_TEST
 
+START_TEST(test_uring_baseline_echoes_bytes_and_exits_0_on_sigterm)
+{
+    check_baseline(ECHO_URING);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* uco-load                                                             */
 /* ------------------------------------------------------------------ */
@@ -1201,6 +1209,7 @@ int main(void)
     tcase_add_test(tc, test_server_listens_on_ipv6_and_rejects_bad_options);
     tcase_add_test(tc, test_thread_baseline_echoes_bytes_and_exits_0_on_sigterm);
     tcase_add_test(tc, test_epoll_baseline_echoes_bytes_and_exits_0_on_sigterm);
+    tcase_add_test(tc, test_uring_baseline_echoes_bytes_and_exits_0_on_sigterm);
     tcase_add_test(tc, test_uco_load_echo_reports_requests_and_no_errors);
     tcase_add_test(tc, test_uco_load_json_is_one_object_with_the_expected_keys);
     tcase_add_test(tc, test_uco_load_rejects_bad_arguments_with_status_2);
