@@ -45,6 +45,7 @@ bench_def *bench_fixed_iterations(bench_def *b, int64_t n)
 {
     return D(B(b)->Iterations(static_cast<benchmark::IterationCount>(n)));
 }
+bench_def *bench_repetitions(bench_def *b, int n) { return D(B(b)->Repetitions(n)); }
 
 int bench_main(int argc, char **argv)
 {

@@ -36,6 +36,9 @@ bench_def *bench_unit_ns(bench_def *b);
 bench_def *bench_unit_us(bench_def *b);
 bench_def *bench_min_time(bench_def *b, double seconds);
 bench_def *bench_fixed_iterations(bench_def *b, int64_t n);
+/* Runs this case n times whatever --benchmark_repetitions says (for cases
+ * too long to repeat in a quick run). */
+bench_def *bench_repetitions(bench_def *b, int n);
 
 /* Parses Google Benchmark's flags (--benchmark_filter, _format=json,
  * _out, _repetitions ...) and runs what is registered. */
