@@ -6,10 +6,14 @@
  *   pipe/...    a one-byte ping-pong through two pipes
  *   await/...   NOPs awaited through the runtime vs raw liburing
  *   timers/...  how late 10,000 concurrent sleeps wake
- *   memory/...  resident bytes per idle coroutine and per idle thread
+ *   file/...    random 4 KiB reads from the page cache, 1-64 in flight
+ *   memory/...  resident bytes per idle coroutine and per idle thread, how
+ *               many of each fit in 4 GiB, and a million parked coroutines
  *   cpu/...     CPU-bound work, where threads on both cores win */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <liburing.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -17,8 +21,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -485,6 +492,169 @@ static intptr_t timers_main(void *arg)
 
 static void timers_uco(bench_state *s) { in_runtime(s, timers_main); }
 
+/* ---- file reads: random 4 KiB reads from a file in the page cache ---- */
+
+#define FILE_BYTES ((long)64 << 20)
+#define FILE_BLOCK 4096
+#define FILE_BLOCKS (FILE_BYTES / FILE_BLOCK)
+#define FILE_READS 8192 /* per iteration, split among the readers */
+#define FILE_DEPTH_MAX 64
+
+static int file_fd = -1;
+static _Alignas(FILE_BLOCK) char file_buf[FILE_DEPTH_MAX][FILE_BLOCK];
+static _Atomic long file_errors;
+
+/* The file is written once, synced (no writeback during the runs), read
+ * whole to be sure it sits in the page cache, and unlinked at once: the
+ * open fd keeps it, and nothing is left behind if the run is killed. */
+static int file_setup(void)
+{
+    if (file_fd >= 0)
+        return 0;
+    const char *tmp = getenv("TMPDIR");
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/uco-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir))
+        return -errno;
+    snprintf(path, sizeof(path), "%s/data", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int err = fd < 0 ? -errno : 0;
+    unlink(path);
+    rmdir(dir);
+    if (err)
+        return err;
+    char *chunk = malloc(1 << 20);
+    for (long off = 0; chunk && off < FILE_BYTES && !err; off += 1 << 20) {
+        memset(chunk, (int)(off >> 20) | 1, 1 << 20); /* real data, no holes */
+        if (pwrite(fd, chunk, 1 << 20, off) != 1 << 20)
+            err = -EIO;
+    }
+    if (!chunk || err || fsync(fd) < 0)
+        err = err ? err : -ENOMEM;
+    for (long off = 0; !err && off < FILE_BYTES; off += 1 << 20)
+        if (pread(fd, chunk, 1 << 20, off) != 1 << 20)
+            err = -EIO;
+    free(chunk);
+    if (err) {
+        close(fd);
+        return err;
+    }
+    file_fd = fd;
+    return 0;
+}
+
+/* xorshift64: a few cycles per offset, one state per reader. */
+static inline uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static inline off_t file_offset(uint64_t *x)
+{
+    return (off_t)((rng_next(x) >> 20) % FILE_BLOCKS) * FILE_BLOCK;
+}
+
+struct file_reader {
+    int id;
+    long reads;
+    uint64_t rng;
+};
+
+static intptr_t file_uco_reader(void *arg)
+{
+    struct file_reader *r = arg;
+    for (long i = 0; i < r->reads; i++)
+        if (uco_read(file_fd, file_buf[r->id], FILE_BLOCK, file_offset(&r->rng)) != FILE_BLOCK)
+            atomic_fetch_add(&file_errors, 1);
+    return 0;
+}
+
+/* Each iteration: `depth` coroutines share FILE_READS reads, so up to
+ * `depth` reads are in flight; the PRNG state carries over iterations. */
+static intptr_t file_uco_main(void *arg)
+{
+    bench_state *s = arg;
+    int depth = (int)bench_range(s, 0);
+    struct file_reader r[FILE_DEPTH_MAX];
+    uco_task *t[FILE_DEPTH_MAX];
+    for (int i = 0; i < depth; i++)
+        r[i] = (struct file_reader){i, FILE_READS / depth, 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)};
+    while (bench_keep_running(s)) {
+        for (int i = 0; i < depth; i++)
+            t[i] = uco_spawn(file_uco_reader, &r[i]);
+        uco_gather(t, (size_t)depth, NULL);
+    }
+    bench_set_items(s, bench_iterations(s) * depth * (FILE_READS / depth));
+    return 0;
+}
+
+static void file_uco(bench_state *s)
+{
+    if (file_setup() < 0) {
+        bench_skip(s, "could not create the data file");
+        return;
+    }
+    atomic_store(&file_errors, 0);
+    in_runtime(s, file_uco_main);
+    if (atomic_load(&file_errors))
+        bench_skip(s, "a read failed or was short");
+}
+
+/* The thread version: a pool of `depth` threads, each blocking in pread;
+ * two barriers start and end each iteration. */
+static pthread_barrier_t file_start, file_done;
+static volatile bool file_stop;
+
+static void *file_thread_reader(void *arg)
+{
+    struct file_reader *r = arg;
+    for (;;) {
+        pthread_barrier_wait(&file_start);
+        if (file_stop)
+            return NULL;
+        for (long i = 0; i < r->reads; i++)
+            if (pread(file_fd, file_buf[r->id], FILE_BLOCK, file_offset(&r->rng)) != FILE_BLOCK)
+                atomic_fetch_add(&file_errors, 1);
+        pthread_barrier_wait(&file_done);
+    }
+}
+
+static void file_threads(bench_state *s)
+{
+    int depth = (int)bench_range(s, 0);
+    struct file_reader r[FILE_DEPTH_MAX];
+    pthread_t t[FILE_DEPTH_MAX];
+    if (file_setup() < 0) {
+        bench_skip(s, "could not create the data file");
+        return;
+    }
+    atomic_store(&file_errors, 0);
+    file_stop = false;
+    pthread_barrier_init(&file_start, NULL, (unsigned)depth + 1);
+    pthread_barrier_init(&file_done, NULL, (unsigned)depth + 1);
+    for (int i = 0; i < depth; i++) {
+        r[i] = (struct file_reader){i, FILE_READS / depth, 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)};
+        if (pthread_create(&t[i], NULL, file_thread_reader, &r[i]) != 0)
+            abort(); /* the barriers count on every thread */
+    }
+    while (bench_keep_running(s)) {
+        pthread_barrier_wait(&file_start);
+        pthread_barrier_wait(&file_done);
+    }
+    file_stop = true;
+    pthread_barrier_wait(&file_start);
+    for (int i = 0; i < depth; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&file_start);
+    pthread_barrier_destroy(&file_done);
+    bench_set_items(s, bench_iterations(s) * depth * (FILE_READS / depth));
+    if (atomic_load(&file_errors))
+        bench_skip(s, "a read failed or was short");
+}
+
 /* ---- memory: resident bytes per idle task ---- */
 
 static long rss_bytes(void)
@@ -564,6 +734,240 @@ static void memory_threads(bench_state *s)
     }
     free(t);
 }
+
+/* ---- memory capacity: how many idle tasks fit in 4 GiB ----
+ * Each side runs in a forked child, so that hitting a limit (or the OOM
+ * killer) cannot take the benchmark down; the child reports through a
+ * shared page as it goes and leaves with _exit, letting the kernel tear
+ * its tasks down.  "Resident" is the child's RSS growth since it started
+ * creating, read every CAP_BATCH coroutines (CAP_BATCH / 16 threads) and
+ * 16 times as often within 64 MiB of the 4 GiB mark. */
+
+#define CAP_BYTES ((long)4 << 30)
+#define CAP_MILLION 1000000L
+#define CAP_SECONDS_UCO 20
+#define CAP_SECONDS_THREADS 10
+#define CAP_BATCH 4096
+
+enum { CAP_RUNNING = -1, CAP_TIME = -2 }; /* else 0 = 4 GiB reached, or an errno */
+
+struct cap_result {
+    long count;          /* the largest count seen with RSS growth under 4 GiB */
+    long rss_at_count;   /* RSS growth at that count */
+    long created;        /* tasks or threads alive when it stopped */
+    long stop;           /* why it stopped: 0, an errno, or CAP_TIME */
+    long rss_1m, maps_1m; /* uco: RSS growth and mappings with 1,000,000 parked */
+    long maps_at_stop;   /* lines of /proc/self/maps */
+    long map_probe_ok;   /* threads: could one more mapping be made at the stop? */
+    long sched_entities; /* threads: every thread on the machine (/proc/loadavg) */
+    long kernel_stack;   /* threads: growth of KernelStack in /proc/meminfo, bytes
+                            (machine-wide: memory a thread costs outside its RSS) */
+    double seconds;
+};
+
+static long count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long n = 0;
+    int c;
+    if (!f)
+        return -1;
+    while ((c = getc_unlocked(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* A number from a /proc file: the first integer after `key` (NULL: at the start). */
+static long proc_long(const char *path, const char *key)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = key ? strstr(buf, key) : buf;
+    if (!p)
+        return -1;
+    p += key ? strlen(key) : 0;
+    while (*p && (*p < '0' || *p > '9'))
+        p++;
+    return *p ? atol(p) : -1;
+}
+
+/* Total threads on the machine: the 4th field of /proc/loadavg, "running/total". */
+static long sched_entities(void)
+{
+    char buf[128];
+    FILE *f = fopen("/proc/loadavg", "r");
+    long run = 0, total = -1;
+    if (f) {
+        if (!fgets(buf, sizeof(buf), f) || sscanf(buf, "%*s %*s %*s %ld/%ld", &run, &total) != 2)
+            total = -1;
+        fclose(f);
+    }
+    return total;
+}
+
+static double elapsed_s(uint64_t t0) { return (double)(uco_now() - t0) / 1e9; }
+
+/* Checks memory after each batch; returns true when the child should stop. */
+static bool cap_check(struct cap_result *r, long base, long n, uint64_t t0, double limit)
+{
+    long grown = rss_bytes() - base;
+    r->created = n;
+    r->seconds = elapsed_s(t0);
+    if (grown < CAP_BYTES) {
+        r->count = n;
+        r->rss_at_count = grown;
+    } else if (r->stop == CAP_RUNNING) {
+        r->stop = 0;
+    }
+    if (r->stop == CAP_RUNNING && r->seconds > limit)
+        r->stop = CAP_TIME;
+    return r->stop != CAP_RUNNING;
+}
+
+static long cap_batch(long base)
+{
+    return CAP_BYTES - (rss_bytes() - base) > (64L << 20) ? CAP_BATCH : CAP_BATCH / 16;
+}
+
+/* Parks coroutines (default stacks) until their RSS reaches 4 GiB or a
+ * spawn fails, going on to 1,000,000 if 4 GiB came first. */
+static intptr_t cap_uco_main(void *arg)
+{
+    struct cap_result *r = arg;
+    uint64_t t0 = uco_now();
+    long base = rss_bytes(), n = 0;
+    int err = 0;
+    for (;;) {
+        long batch = cap_batch(base);
+        if (n < CAP_MILLION && batch > CAP_MILLION - n)
+            batch = CAP_MILLION - n;
+        for (long i = 0; i < batch && !err; i++) {
+            uco_task *t;
+            err = uco_spawn_ex(&t, idle_task, NULL, 0);
+            n += err == 0;
+        }
+        uco_yield(); /* every new task runs and parks */
+        if (err && r->stop == CAP_RUNNING)
+            r->stop = -err;
+        bool capped = cap_check(r, base, n, t0, CAP_SECONDS_UCO);
+        if (n == CAP_MILLION && !r->rss_1m) {
+            r->rss_1m = rss_bytes() - base;
+            r->maps_1m = count_lines("/proc/self/maps");
+        }
+        if (err || r->stop == CAP_TIME || (capped && n >= CAP_MILLION) ||
+            r->seconds > 2 * CAP_SECONDS_UCO) /* 1,000,000 not reached in time */
+            break;
+    }
+    r->maps_at_stop = count_lines("/proc/self/maps");
+    _exit(0); /* the kernel frees a million tasks faster than joining them */
+}
+
+static void *blocked_thread(void *arg)
+{
+    for (;;)
+        pause(); /* until the child exits */
+    return arg;
+}
+
+/* Blocked threads with default stacks until their RSS reaches 4 GiB or
+ * pthread_create fails. */
+static void cap_threads_child(struct cap_result *r)
+{
+    uint64_t t0 = uco_now();
+    long base = rss_bytes(), n = 0, kstack0 = proc_long("/proc/meminfo", "KernelStack:");
+    int err = 0;
+    pthread_t t;
+    do {
+        for (long i = 0, batch = cap_batch(base) / 16; i < batch && !err; i++) {
+            err = pthread_create(&t, NULL, blocked_thread, NULL);
+            n += err == 0;
+        }
+        if (err && r->stop == CAP_RUNNING)
+            r->stop = err;
+    } while (!cap_check(r, base, n, t0, CAP_SECONDS_THREADS));
+    /* Which limit: a map count at vm.max_map_count fails the next mmap;
+     * a pid or thread limit leaves mmap working. */
+    void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    r->map_probe_ok = p != MAP_FAILED;
+    r->maps_at_stop = count_lines("/proc/self/maps");
+    r->sched_entities = sched_entities();
+    r->kernel_stack = (proc_long("/proc/meminfo", "KernelStack:") - kstack0) * 1024;
+    _exit(0);
+}
+
+static void cap_run(bench_state *s, bool uco)
+{
+    struct cap_result *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED) {
+        bench_skip(s, "mmap failed");
+        return;
+    }
+    while (bench_keep_running(s)) {
+        *r = (struct cap_result){.stop = CAP_RUNNING};
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (uco)
+                uco_run(cap_uco_main, r, NULL);
+            else
+                cap_threads_child(r);
+            _exit(1);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+            bench_skip(s, "fork failed");
+            break;
+        }
+        if (WIFSIGNALED(status))
+            bench_counter(s, "killed_by_signal", WTERMSIG(status));
+        else if (WEXITSTATUS(status) != 0)
+            bench_skip(s, "the child could not start a runtime");
+    }
+    bench_counter(s, "count", (double)r->count);
+    bench_counter(s, "rss_at_count", (double)r->rss_at_count);
+    bench_counter(s, "bytes_per_task", r->count ? (double)r->rss_at_count / (double)r->count : 0);
+    bench_counter(s, "created", (double)r->created);
+    bench_counter(s, "stop", (double)r->stop);
+    bench_counter(s, "maps_at_stop", (double)r->maps_at_stop);
+    bench_counter(s, "child_seconds", r->seconds);
+    if (uco) {
+        bench_counter(s, "rss_1m", (double)r->rss_1m);
+        bench_counter(s, "maps_1m", (double)r->maps_1m);
+        bench_counter(s, "mem_total", (double)proc_long("/proc/meminfo", "MemTotal:") * 1024);
+        bench_counter(s, "time_cap_s", CAP_SECONDS_UCO);
+    } else {
+        struct rlimit nproc;
+        getrlimit(RLIMIT_NPROC, &nproc);
+        pthread_attr_t a;
+        size_t stack = 0;
+        if (pthread_getattr_default_np(&a) == 0) {
+            pthread_attr_getstacksize(&a, &stack);
+            pthread_attr_destroy(&a);
+        }
+        bench_counter(s, "time_cap_s", CAP_SECONDS_THREADS);
+        bench_counter(s, "map_probe_ok", (double)r->map_probe_ok);
+        bench_counter(s, "sched_entities", (double)r->sched_entities);
+        bench_counter(s, "kernel_stack_per_thread",
+                      r->created ? (double)r->kernel_stack / (double)r->created : 0);
+        bench_counter(s, "max_map_count", (double)proc_long("/proc/sys/vm/max_map_count", NULL));
+        bench_counter(s, "threads_max", (double)proc_long("/proc/sys/kernel/threads-max", NULL));
+        bench_counter(s, "pid_max", (double)proc_long("/proc/sys/kernel/pid_max", NULL));
+        bench_counter(s, "root", geteuid() == 0);
+        bench_counter(s, "rlimit_nproc", nproc.rlim_cur == RLIM_INFINITY ? -1 : (double)nproc.rlim_cur);
+        bench_counter(s, "stack_size", (double)stack);
+    }
+    munmap(r, sizeof(*r));
+}
+
+static void memory_uco_capacity(bench_state *s) { cap_run(s, true); }
+static void memory_threads_capacity(bench_state *s) { cap_run(s, false); }
 
 /* ---- CPU-bound work: where threads win ---- */
 
@@ -666,8 +1070,21 @@ int main(int argc, char **argv)
     bench_real_time(bench_fixed_iterations(bench_register("timers/uco_10k_sleeps", timers_uco), 3));
     bench_real_time(bench_fixed_iterations(bench_register("memory/uco_100k_idle_tasks", memory_uco), 1));
     bench_real_time(bench_fixed_iterations(bench_register("memory/threads_10k_idle", memory_threads), 1));
+    /* Once each, whatever --benchmark_repetitions says: a million tasks
+     * take seconds to create, and the counts barely move between runs. */
+    bench_repetitions(bench_real_time(bench_fixed_iterations(
+        bench_register("memory/uco_capacity_4gib", memory_uco_capacity), 1)), 1);
+    bench_repetitions(bench_real_time(bench_fixed_iterations(
+        bench_register("memory/threads_capacity_4gib", memory_threads_capacity), 1)), 1);
+    for (int depth = 1; depth <= FILE_DEPTH_MAX; depth *= 2) {
+        bench_real_time(bench_unit_ns(bench_arg(bench_register("file/uco_read", file_uco), depth)));
+        bench_real_time(bench_unit_ns(bench_arg(bench_register("file/threads_pread", file_threads), depth)));
+    }
     bench_real_time(bench_unit_ns(bench_register("cpu/threads_2_cores", cpu_threads)));
     bench_real_time(bench_unit_ns(bench_register("cpu/coroutines_1_core", cpu_coroutines)));
     bench_real_time(bench_unit_ns(bench_register("cpu/uco_offload_2_threads", cpu_uco_offload)));
-    return bench_main(argc, argv);
+    int ret = bench_main(argc, argv);
+    if (file_fd >= 0)
+        close(file_fd);
+    return ret;
 }
