@@ -1066,6 +1066,38 @@ START_TEST(test_uco_load_json_is_one_object_with_the_expected_keys)
 }
 END_TEST
 
+/* --warmup: the load runs that long uncounted, then "measuring" and "done"
+ * on stderr bracket the counted window, and the totals cover only it. */
+START_TEST(test_uco_load_warmup_counts_only_the_window_it_marks)
+{
+    struct proc p;
+    server_start(&p, ECHO_SERVER, "127.0.0.1", 0);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", p.port);
+    char *argv[] = {UCO_LOAD, "echo", "--port", port, "--connections", "4", "--size", "64",
+                    "--warmup", "0.6", "--duration", "0.4", "--json", NULL};
+    struct output r;
+    run_capture(argv, 15, &r);
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x: %s",
+                  r.status, r.err);
+    ck_assert_msg(r.secs >= 0.95, "ran %.2f s: the warm-up was skipped", r.secs);
+    const char *m = strstr(r.err, "uco-load: measuring\n"), *d = strstr(r.err, "uco-load: done\n");
+    ck_assert_msg(m && d && m < d, "no measuring/done window in: %s", r.err);
+    const char *q = strstr(r.out, "\"requests\":"), *b = strstr(r.out, "\"bytes\":");
+    const char *t = strstr(r.out, "\"duration_s\":");
+    ck_assert_msg(q && b && t, "no totals in: %s", r.out);
+    double requests = strtod(q + 11, NULL), bytes = strtod(b + 8, NULL);
+    double secs = strtod(t + 13, NULL);
+    ck_assert_msg(requests > 0, "no requests in: %s", r.out);
+    /* Bytes counted in the window only: one 64-byte echo per request, give or
+     * take the one in flight per connection at each edge. */
+    ck_assert_msg(bytes >= (requests - 4) * 64 && bytes <= (requests + 4) * 64,
+                  "%.0f bytes for %.0f requests: bytes of the warm-up counted?", bytes, requests);
+    ck_assert_msg(secs >= 0.39 && secs < 0.6, "counted window %.3f s, not --duration", secs);
+    server_stop(&p, 5);
+}
+END_TEST
+
 START_TEST(test_uco_load_rejects_bad_arguments_with_status_2)
 {
     static const struct {
@@ -1081,6 +1113,8 @@ START_TEST(test_uco_load_rejects_bad_arguments_with_status_2)
         {{"echo", "--duration", "-1"}, "--duration"},
         {{"echo", "--duration", "soon"}, "--duration"},
         {{"echo", "--pipeline", "0"}, "--pipeline"},
+        {{"echo", "--warmup", "-1"}, "--warmup"},
+        {{"echo", "--warmup", "later"}, "--warmup"},
         {{"echo", "--port", "70000"}, "--port"},
         {{"echo", "--frobnicate"}, "--frobnicate"},
         {{"echo", "--size"}, "--size needs a value"},
@@ -1212,6 +1246,7 @@ int main(void)
     tcase_add_test(tc, test_uring_baseline_echoes_bytes_and_exits_0_on_sigterm);
     tcase_add_test(tc, test_uco_load_echo_reports_requests_and_no_errors);
     tcase_add_test(tc, test_uco_load_json_is_one_object_with_the_expected_keys);
+    tcase_add_test(tc, test_uco_load_warmup_counts_only_the_window_it_marks);
     tcase_add_test(tc, test_uco_load_rejects_bad_arguments_with_status_2);
     tcase_add_test(tc, test_uco_load_http_reads_every_body_framing_and_counts_failures);
     suite_add_tcase(s, tc);
