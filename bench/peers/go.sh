@@ -57,7 +57,7 @@ work=$out/go.d
 # (no -N -l) and has no asserts.  No -trimpath: it would recompile the whole
 # standard library (10 s) instead of using Debian's prebuilt one (1 s).
 cd "$here/go_echo"
-GO111MODULE=off GOFLAGS= GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0 \
+GO111MODULE=off GOFLAGS='' GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0 \
 GOCACHE="$work/cache" GOPATH="$work/gopath" HOME="$work" \
     "$go" build -o "$work/go.tmp" main.go
 mv -f "$work/go.tmp" "$out/go"

@@ -38,7 +38,10 @@ async fn echo(mut s: TcpStream) {
 
 /// Lifts the soft RLIMIT_NOFILE to the hard limit so 10,000 connections fit.
 fn raise_nofile() {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: rl is a valid rlimit the calls read or fill.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
@@ -80,9 +83,19 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM | libc::ENETDOWN
-            | libc::ENONET | libc::EHOSTDOWN | libc::EHOSTUNREACH | libc::ENETUNREACH
-            | libc::EOPNOTSUPP | libc::ETIMEDOUT)
+        Some(
+            libc::ECONNABORTED
+                | libc::EINTR
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENONET
+                | libc::EHOSTDOWN
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ETIMEDOUT
+        )
     )
 }
 
@@ -144,7 +157,11 @@ fn main() {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
             None => (a.clone(), None),
         };
-        let mut val = || val.clone().or_else(|| args.next()).unwrap_or_else(|| usage());
+        let mut val = || {
+            val.clone()
+                .or_else(|| args.next())
+                .unwrap_or_else(|| usage())
+        };
         match key.as_str() {
             "--host" | "-host" => host = Some(val()),
             "--port" | "-port" => port = val().parse().unwrap_or_else(|_| usage()),
