@@ -123,8 +123,10 @@ int uco_yield(void);
 /* The running task, or NULL outside a coroutine. */
 uco_task *uco_self(void);
 
-/* asyncio.sleep(): suspends the caller for nsec nanoseconds (an
- * IORING_OP_TIMEOUT on CLOCK_MONOTONIC); 0 yields.  Returns 0, or -EPERM
+/* asyncio.sleep(): suspends the caller for nsec nanoseconds on
+ * CLOCK_MONOTONIC (a timer kept by the runtime, no SQE per sleep: the loop
+ * waits in the kernel until the earliest timer is due); 0 yields.  Returns
+ * 0, -ETIMEDOUT when a deadline scope ends first, -ECANCELED, or -EPERM
  * outside a coroutine. */
 int uco_sleep(uint64_t nsec);
 

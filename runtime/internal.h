@@ -149,6 +149,16 @@ struct uco_op {
     int64_t ts[2];  /* a linked timeout's deadline (struct __kernel_timespec) */
 };
 
+/* A task's timer: a node of the runtime's pairing heap, ordered by
+ * deadline, then by arming order (timers due together fire in the order
+ * they were set).  Inside the task: arming one allocates nothing. */
+struct timer {
+    uint64_t at;  /* absolute CLOCK_MONOTONIC ns, slack applied; 0 = not armed */
+    uint64_t seq;
+    struct timer *child, *sibling;
+    struct timer *prev; /* the parent for a first child, else the left sibling */
+};
+
 #define TF_DETACHED 1u
 #define TF_JOINED 2u /* a joiner waits, or has taken the result */
 
@@ -168,6 +178,7 @@ struct uco_task {
     intptr_t wake_value;
     uint64_t deadline;    /* absolute CLOCK_MONOTONIC ns of the timeout scope; 0 = none */
     struct uco_op *io;    /* the operation the task is parked on */
+    struct timer timer;   /* armed while a sleep or a deadline wait parks it */
     struct waitq joinq;   /* joiners and uco_wait_any waiters */
     struct waitq parkq;   /* uco_park() */
     uint64_t run_since;   /* debug mode: when it was last switched in */
@@ -196,6 +207,8 @@ struct uco_rt {
     unsigned offload_threads; /* pool bound (uco_config.offload_threads) */
     unsigned bgid_seq;        /* last provided-buffer group id handed out */
     uint64_t timer_slack;     /* uco_config.timer_slack_ns */
+    struct timer *timers;     /* root of the timer heap: the earliest deadline */
+    uint64_t timer_seq;
     /* overflow.c */
     struct sigaction old_segv;
     stack_t old_altstack;
@@ -220,6 +233,13 @@ static inline uint64_t sched_slack(const struct uco_rt *rt, uint64_t at)
     return s > 1 ? (at + s - 1) / s * s : at;
 }
 
+/* The earliest armed timer's deadline, or 0 when none is armed: the
+ * reactor waits in the kernel no longer than that. */
+static inline uint64_t sched_next_timer(const struct uco_rt *rt)
+{
+    return rt->timers ? rt->timers->at : 0;
+}
+
 /* Parks the running task in state st until sched_wake(); does not check. */
 void sched_park(struct uco_rt *rt, enum task_state st) UCO_HIDDEN;
 /* Makes a parked task runnable (at the tail of the run queue). */
@@ -235,6 +255,11 @@ int sched_await_check(uco_task *self) UCO_HIDDEN;
  * nodes are unlinked on return; node->fired tells which one woke it.
  * Checks sched_await_check() first. */
 intptr_t sched_wait(struct uco_rt *rt, struct wnode *nodes, size_t n) UCO_HIDDEN;
+
+/* uco_sleep: parks the running task until the absolute time at (slack
+ * applied here), its deadline (-ETIMEDOUT) or a cancel (-ECANCELED);
+ * returns 0 when the sleep ran its course.  Checks sched_await_check(). */
+int sched_sleep(struct uco_rt *rt, uint64_t at) UCO_HIDDEN;
 
 /* Fires node n (unlinking it) and wakes its task with value.  Returns false,
  * doing nothing else, when the task was already woken through another node;
@@ -257,14 +282,11 @@ void overflow_remove(struct uco_rt *rt) UCO_HIDDEN;
 /* ---- reactor.c (or a ringless stand-in for the qemu tests) ---- */
 int reactor_init(struct uco_rt *rt, const uco_config *cfg) UCO_HIDDEN;
 void reactor_fini(struct uco_rt *rt) UCO_HIDDEN;
-/* Submits queued SQEs and dispatches completions; blocks for at least one
- * completion when block is set.  Returns how many operations are still in
+/* Submits queued SQEs and dispatches completions.  When block is set and
+ * operations are in flight, waits for at least one completion, but not
+ * past sched_next_timer(rt).  Returns how many operations are still in
  * flight (0 means nothing can ever complete). */
 unsigned reactor_poll(struct uco_rt *rt, bool block) UCO_HIDDEN;
-/* Parks the running task (state T_PARKED_WAIT) on a timer that fires at
- * the absolute deadline; returns the timer's result (-ETIME when it fired,
- * -ECANCELED when a waker or a cancel removed it first). */
-int reactor_timer_park(struct uco_rt *rt, uint64_t deadline) UCO_HIDDEN;
 /* The runtime's ring, for the operations that need more than an SQE
  * (buffer ring registration). */
 struct io_uring *reactor_ring(struct uco_rt *rt) UCO_HIDDEN;

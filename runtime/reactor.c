@@ -12,7 +12,15 @@ struct reactor {
     struct io_uring ring;
     unsigned inflight;    /* awaited operations not yet completed */
     unsigned setup_flags; /* what the kernel accepted (compat.c) */
+    /* Timed waits: the timeout goes with io_uring_enter (EXT_ARG, 5.11+);
+     * older kernels get an absolute IORING_OP_TIMEOUT for the earliest
+     * timer, re-armed only when an earlier one is needed or it fired. */
+    bool ext_arg;
+    uint64_t kt_at;   /* deadline of the armed kernel timeout; 0 = none */
+    int64_t kt_ts[2]; /* its struct __kernel_timespec */
 };
+
+static struct io_uring_sqe *get_sqe(struct uco_rt *rt);
 
 
 int reactor_init(struct uco_rt *rt, const uco_config *cfg)
@@ -26,6 +34,7 @@ int reactor_init(struct uco_rt *rt, const uco_config *cfg)
         free(r);
         return ret;
     }
+    r->ext_arg = r->ring.features & IORING_FEAT_EXT_ARG;
     rt->reactor = r;
     return 0;
 }
@@ -49,10 +58,13 @@ static bool reap_one(struct uco_rt *rt)
     unsigned head;
     io_uring_for_each_cqe(&r->ring, head, cqe) {
         struct uco_op *op = io_uring_cqe_get_data(cqe);
+        bool kt = cqe->user_data == (uintptr_t)&r->kt_at;
         int res = cqe->res;
         unsigned flags = cqe->flags;
         io_uring_cq_advance(&r->ring, 1);
-        if (!op) /* fire-and-forget (cancels, linked timeouts): nobody waits */
+        if (kt) /* our wait's timeout (an older one may come first: re-arm) */
+            r->kt_at = 0;
+        if (!op || kt) /* fire-and-forget (cancels, linked timeouts) */
             return true;
         if (!(flags & IORING_CQE_F_MORE)) {
             op->done = true;
@@ -91,19 +103,49 @@ static void reap_all(struct uco_rt *rt)
     }
 }
 
-/* Submits everything queued.  A kernel short of CQ room answers -EBUSY
- * (older) or -EAGAIN: make room by reaping, then try again. */
-static int submit(struct uco_rt *rt, unsigned wait)
+/* Without EXT_ARG: one kernel timeout at the earliest deadline wakes the
+ * wait.  One already armed for that time or earlier will do. */
+static void kernel_timer_arm(struct uco_rt *rt, uint64_t at)
+{
+    struct reactor *r = rt->reactor;
+    if (r->kt_at && r->kt_at <= at)
+        return;
+    struct io_uring_sqe *sqe = get_sqe(rt);
+    r->kt_ts[0] = (int64_t)(at / 1000000000u);
+    r->kt_ts[1] = (int64_t)(at % 1000000000u);
+    io_uring_prep_timeout(sqe, (struct __kernel_timespec *)r->kt_ts, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, (uintptr_t)&r->kt_at);
+    r->kt_at = at;
+}
+
+/* Submits everything queued; with wait, waits for that many completions
+ * but no later than the absolute time until (0 = no limit).  A kernel
+ * short of CQ room answers -EBUSY (older) or -EAGAIN: make room by
+ * reaping, then try again. */
+static int submit(struct uco_rt *rt, unsigned wait, uint64_t until)
 {
     struct io_uring *ring = &rt->reactor->ring;
     for (;;) {
         int ret;
-        if (wait)
+        if (wait && until && !rt->reactor->ext_arg) {
+            kernel_timer_arm(rt, until);
             ret = io_uring_submit_and_wait(ring, wait);
-        else if (rt->reactor->inflight)
+        } else if (wait && until) {
+            uint64_t now = uco_now();
+            if (until <= now)
+                return submit(rt, 0, 0); /* a timer is due: do not wait */
+            uint64_t left = until - now;
+            struct __kernel_timespec ts = {.tv_sec = (long long)(left / 1000000000u),
+                                           .tv_nsec = (long long)(left % 1000000000u)};
+            struct io_uring_cqe *cqe;
+            ret = io_uring_submit_and_wait_timeout(ring, &cqe, wait, &ts, NULL);
+        } else if (wait) {
+            ret = io_uring_submit_and_wait(ring, wait);
+        } else if (rt->reactor->inflight) {
             ret = io_uring_submit_and_get_events(ring); /* runs deferred work */
-        else
+        } else {
             ret = io_uring_submit(ring);
+        }
         if (ret >= 0 || ret == -EINTR || ret == -ETIME)
             return 0;
         if (ret != -EBUSY && ret != -EAGAIN)
@@ -130,7 +172,8 @@ unsigned reactor_poll(struct uco_rt *rt, bool block)
     struct reactor *r = rt->reactor;
     if (!block && !r->inflight && !io_uring_sq_ready(&r->ring))
         return 0;
-    int ret = submit(rt, block && r->inflight ? 1 : 0);
+    bool wait = block && r->inflight;
+    int ret = submit(rt, wait, wait ? sched_next_timer(rt) : 0);
     if (ret < 0)
         ring_broken(ret);
     reap_all(rt);
@@ -143,7 +186,7 @@ static struct io_uring_sqe *get_sqe(struct uco_rt *rt)
 {
     struct io_uring *ring = &rt->reactor->ring;
     if (io_uring_sq_space_left(ring) < 2) {
-        int ret = submit(rt, 0);
+        int ret = submit(rt, 0, 0);
         if (ret < 0)
             ring_broken(ret);
     }
@@ -254,17 +297,6 @@ int reactor_await_always(struct uco_rt *rt, struct io_uring_sqe *sqe)
 struct io_uring *reactor_ring(struct uco_rt *rt)
 {
     return &rt->reactor->ring;
-}
-
-int reactor_timer_park(struct uco_rt *rt, uint64_t deadline)
-{
-    uco_task *self = rt->current;
-    struct uco_op op = {.task = self};
-    struct io_uring_sqe *sqe = get_sqe(rt);
-    set_ts(rt, &op, deadline);
-    io_uring_prep_timeout(sqe, (struct __kernel_timespec *)op.ts, 0, IORING_TIMEOUT_ABS);
-    park_on(rt, self, sqe, &op, T_PARKED_WAIT, 0);
-    return op.res;
 }
 
 int uco_await(struct io_uring_sqe *sqe)

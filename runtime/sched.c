@@ -308,6 +308,134 @@ int uco_wake(uco_task *t, int value)
     return 0;
 }
 
+/* ---- timers: a pairing heap of the nodes inside parked tasks ----
+ * Sleeps and deadline waits never reach the kernel one by one: the loop
+ * waits there only until the earliest deadline and fires what is due.
+ * (One IORING_OP_TIMEOUT per sleep made the kernel keep 10,000 hrtimers
+ * and a long list, and cost a submission each.)  A pairing heap needs no
+ * array to grow, inserts in O(1) and removes in amortised O(log n). */
+
+static bool timer_before(const struct timer *a, const struct timer *b)
+{
+    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+/* Joins two heap roots into one. */
+static struct timer *timer_meld(struct timer *a, struct timer *b)
+{
+    if (timer_before(b, a)) {
+        struct timer *x = a;
+        a = b;
+        b = x;
+    }
+    b->prev = a;
+    b->sibling = a->child;
+    if (a->child)
+        a->child->prev = b;
+    a->child = b;
+    return a;
+}
+
+/* One heap out of a list of siblings: melds them in pairs left to right,
+ * then the pairs right to left (what keeps the amortised bound). */
+static struct timer *timer_merge_pairs(struct timer *first)
+{
+    struct timer *stack = NULL;
+    while (first) {
+        struct timer *a = first, *b = a->sibling;
+        first = b ? b->sibling : NULL;
+        a->sibling = a->prev = NULL;
+        if (b) {
+            b->sibling = b->prev = NULL;
+            a = timer_meld(a, b);
+        }
+        a->sibling = stack;
+        stack = a;
+    }
+    struct timer *root = stack;
+    if (!root)
+        return NULL;
+    stack = root->sibling;
+    root->sibling = NULL;
+    while (stack) {
+        struct timer *n = stack;
+        stack = n->sibling;
+        n->sibling = NULL;
+        root = timer_meld(root, n);
+    }
+    return root;
+}
+
+static void timer_add(struct uco_rt *rt, struct timer *t, uint64_t at)
+{
+    t->at = at ? at : 1; /* 0 means unarmed */
+    t->seq = ++rt->timer_seq;
+    t->child = t->sibling = t->prev = NULL;
+    rt->timers = rt->timers ? timer_meld(rt->timers, t) : t;
+}
+
+static void timer_remove(struct uco_rt *rt, struct timer *t)
+{
+    if (t == rt->timers) {
+        rt->timers = timer_merge_pairs(t->child);
+    } else {
+        if (t->prev->child == t)
+            t->prev->child = t->sibling;
+        else
+            t->prev->sibling = t->sibling;
+        if (t->sibling)
+            t->sibling->prev = t->prev;
+        struct timer *sub = timer_merge_pairs(t->child);
+        if (sub)
+            rt->timers = timer_meld(rt->timers, sub);
+    }
+    t->at = 0;
+    t->child = t->sibling = t->prev = NULL;
+}
+
+/* Wakes, in deadline order, the tasks whose timers are due.  A task that
+ * a waker or a cancel made runnable first just loses its timer. */
+static void timers_fire(struct uco_rt *rt)
+{
+    if (!rt->timers)
+        return;
+    uint64_t now = uco_now();
+    while (rt->timers && rt->timers->at <= now) {
+        struct timer *t = rt->timers;
+        timer_remove(rt, t);
+        uco_task *task = (uco_task *)((char *)t - offsetof(uco_task, timer));
+        if (task->state == T_PARKED_WAIT)
+            sched_wake(rt, task);
+    }
+}
+
+/* Parks the running task until a wake, or until at (slack applied) when
+ * nobody wakes it first. */
+static void park_until(struct uco_rt *rt, uco_task *self, uint64_t at)
+{
+    timer_add(rt, &self->timer, at);
+    sched_park(rt, T_PARKED_WAIT);
+    if (self->timer.at) /* woken before the deadline */
+        timer_remove(rt, &self->timer);
+}
+
+int sched_sleep(struct uco_rt *rt, uint64_t at)
+{
+    uco_task *self = rt->current;
+    int ret = sched_await_check(self);
+    if (ret < 0)
+        return ret;
+    at = sched_slack(rt, at);
+    uint64_t limit = self->deadline ? sched_slack(rt, self->deadline) : 0;
+    bool by_deadline = limit && limit <= at;
+    park_until(rt, self, by_deadline ? limit : at);
+    if (self->cancelling) { /* only a cancel ends a sleep early */
+        self->cancelling = false;
+        return -ECANCELED;
+    }
+    return by_deadline ? -ETIMEDOUT : 0;
+}
+
 /* ---- waits, deadlines, cancellation ---- */
 
 int sched_await_check(uco_task *self)
@@ -337,7 +465,7 @@ intptr_t sched_wait(struct uco_rt *rt, struct wnode *nodes, size_t n)
     }
     self->woken = false;
     if (self->deadline)
-        reactor_timer_park(rt, self->deadline);
+        park_until(rt, self, sched_slack(rt, self->deadline));
     else
         sched_park(rt, T_PARKED_WAIT);
     unlink_all(nodes, n);
@@ -378,7 +506,7 @@ bool sched_wake_node(struct uco_rt *rt, struct wnode *n, intptr_t value)
     t->woken = true;
     t->wake_value = value;
     if (t->io)
-        reactor_cancel(rt, t->io); /* parked on a deadline timer: resumes on its completion */
+        reactor_cancel(rt, t->io); /* resumes on the operation's completion */
     else if (t->state == T_PARKED_WAIT)
         sched_wake(rt, t);
     return true;
@@ -478,26 +606,41 @@ int uco_wait_any(uco_task *const *tasks, size_t n)
     return (int)ret;
 }
 
+/* Nothing can complete and nothing runs, but a timer is armed: sleep in
+ * the kernel until it is due (the ring has nothing to wait for). */
+static void sleep_until_timer(struct uco_rt *rt)
+{
+    uint64_t at = sched_next_timer(rt);
+    struct timespec ts = {.tv_sec = (time_t)(at / 1000000000u),
+                          .tv_nsec = (long)(at % 1000000000u)};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
 /* One pass runs the tasks that were runnable when it began (asyncio's
  * "ready" snapshot); tasks woken meanwhile wait for the next pass, after
- * the reactor has submitted and reaped. */
+ * the reactor has submitted and reaped and due timers have fired. */
 static void sched_loop(struct uco_rt *rt)
 {
     for (;;) {
         stack_unmap(&rt->dead);
         if (!rt->live)
             return;
-        bool idle = !rt->runq_head;
-        if (idle && rt->pool.nspare) {
+        bool block = !rt->runq_head;
+        if (block && rt->pool.nspare) {
             /* Idle: unmap spare stacks a few at a time, polling between
              * batches, and block only once they are all gone. */
             stack_pool_trim(&rt->pool, 16);
-            idle = rt->pool.nspare == 0;
+            block = rt->pool.nspare == 0;
         }
-        unsigned inflight = reactor_poll(rt, idle);
+        unsigned inflight = reactor_poll(rt, block);
+        timers_fire(rt);
         if (!rt->runq_head) {
-            if (inflight || rt->pool.nspare)
+            if (!block || inflight)
                 continue;
+            if (rt->timers) {
+                sleep_until_timer(rt);
+                continue;
+            }
             rt->deadlock = true;
             fprintf(stderr, "uco: deadlock: %zu task(s) parked with nothing in flight "
                             "that could wake them\n", rt->live);

@@ -14,6 +14,8 @@ int reactor_init(struct uco_rt *rt, const uco_config *cfg)
 
 void reactor_fini(struct uco_rt *rt) { (void)rt; }
 
+/* Never waits: the scheduler sleeps until its next timer by itself when
+ * nothing is in flight. */
 unsigned reactor_poll(struct uco_rt *rt, bool block)
 {
     (void)rt;
@@ -21,14 +23,6 @@ unsigned reactor_poll(struct uco_rt *rt, bool block)
     return 0;
 }
 
-
-/* No timers without a ring: a deadline wait just parks until woken. */
-int reactor_timer_park(struct uco_rt *rt, uint64_t deadline)
-{
-    (void)deadline;
-    sched_park(rt, T_PARKED_WAIT);
-    return -ECANCELED;
-}
 
 void reactor_cancel(struct uco_rt *rt, struct uco_op *op)
 {

@@ -73,6 +73,92 @@ static intptr_t zero_sleeper(void *arg)
     return 0;
 }
 
+/* Sleeps are timers in the runtime, not one kernel timeout each: many at
+ * random deadlines still wake in deadline order, and those due together
+ * in the order they were set.  Deadlines are absolute, shared by groups:
+ * base + due[i], due[i] one of 8 values (a 1 ms slack rounds each sleep
+ * up to exactly that), base far enough ahead for a slow spawn loop. */
+#define ORDER_N 1000
+static uint64_t order_base, order_due[ORDER_N];
+static int order_log[ORDER_N];
+static int order_n;
+
+static intptr_t order_sleeper(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    uint64_t at = order_base + order_due[i] - UCO_USEC(500);
+    uint64_t now = uco_now();
+    ck_assert(at > now);
+    ck_assert_int_eq(uco_sleep(at - now), 0);
+    order_log[order_n++] = i;
+    return 0;
+}
+
+static intptr_t order_main(void *arg)
+{
+    (void)arg;
+    static uco_task *t[ORDER_N];
+    unsigned seed = 7;
+    for (int i = 0; i < ORDER_N; i++) {
+        seed = seed * 1103515245u + 12345u;
+        order_due[i] = UCO_MSEC(1) + (seed >> 8) % 8 * UCO_MSEC(3);
+    }
+    order_base = (uco_now() + UCO_MSEC(500)) / UCO_MSEC(1) * UCO_MSEC(1);
+    for (int i = 0; i < ORDER_N; i++)
+        t[i] = uco_spawn(order_sleeper, (void *)(intptr_t)i);
+    return uco_gather(t, ORDER_N, NULL);
+}
+
+START_TEST(test_many_sleeps_wake_by_deadline_then_in_the_order_set)
+{
+    order_n = 0;
+    uco_config c = {.timer_slack_ns = UCO_MSEC(1)};
+    ck_assert_int_eq(uco_run(order_main, NULL, &c), 0);
+    ck_assert_int_eq(order_n, ORDER_N);
+    for (int k = 1; k < ORDER_N; k++) {
+        int a = order_log[k - 1], b = order_log[k];
+        ck_assert(order_due[a] <= order_due[b]);
+        if (order_due[a] == order_due[b])
+            ck_assert_int_lt(a, b);
+    }
+}
+END_TEST
+
+/* The loop's wait in the kernel ends at the next timer even while an
+ * operation that will not complete by itself is in flight. */
+static int wake_pipe[2];
+
+static intptr_t pipe_reader(void *arg)
+{
+    (void)arg;
+    char c;
+    return uco_read(wake_pipe[0], &c, 1, -1);
+}
+
+static intptr_t sleep_beside_io_main(void *arg)
+{
+    (void)arg;
+    uco_task *r = uco_spawn(pipe_reader, NULL);
+    uco_yield(); /* the read is in flight */
+    double t0 = now_sec();
+    ck_assert_int_eq(uco_sleep(UCO_MSEC(30)), 0);
+    double dt = now_sec() - t0;
+    ck_assert_msg(dt >= 0.029 && dt < 0.2, "slept %.3f s", dt);
+    ck_assert_int_eq(write(wake_pipe[1], "x", 1), 1);
+    intptr_t n = 0;
+    ck_assert_int_eq(uco_join(r, &n), 0);
+    return n;
+}
+
+START_TEST(test_sleep_ends_while_io_is_in_flight)
+{
+    ck_assert_int_eq(pipe(wake_pipe), 0);
+    ck_assert_int_eq(uco_run(sleep_beside_io_main, NULL, NULL), 1);
+    close(wake_pipe[0]);
+    close(wake_pipe[1]);
+}
+END_TEST
+
 static intptr_t zero_main(void *arg)
 {
     (void)arg;
@@ -468,6 +554,8 @@ int main(int argc, char **argv)
     TCase *tc = tcase_create("reactor");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_sleeps_wake_in_deadline_order);
+    tcase_add_test(tc, test_many_sleeps_wake_by_deadline_then_in_the_order_set);
+    tcase_add_test(tc, test_sleep_ends_while_io_is_in_flight);
     tcase_add_test(tc, test_two_200ms_sleeps_run_concurrently);
     tcase_add_test(tc, test_zero_sleep_yields);
     tcase_add_test(tc, test_idle_runtime_blocks_in_the_kernel);
