@@ -17,7 +17,6 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,89 +34,8 @@
 /* Child processes                                                      */
 /* ------------------------------------------------------------------ */
 
-/* poll() and waitpid() that go on after EINTR (see connect_fd). */
-static int poll_for(struct pollfd *pf, nfds_t n, int ms)
-{
-    double until = now_sec() + ms / 1000.0;
-    for (;;) {
-        int left = ms < 0 ? -1 : (int)((until - now_sec()) * 1000);
-        int r = poll(pf, n, ms < 0 ? -1 : left > 0 ? left : 0);
-        if (r >= 0 || errno != EINTR)
-            return r;
-    }
-}
-
-static pid_t wait_for(pid_t pid, int *st, int flags)
-{
-    pid_t r;
-    while ((r = waitpid(pid, st, flags)) < 0 && errno == EINTR)
-        ;
-    return r;
-}
-
-struct proc {
-    pid_t pid;
-    int out, err;      /* read ends of its stdout and stderr */
-    int port;          /* from "listening on HOST:PORT" */
-    char line[256];    /* that line */
-    char errs[16384];  /* its stderr so far */
-    size_t nerr;
-};
-
-/* Starts argv[0] with stdout and stderr on pipes.  nofile > 0 lowers
- * RLIMIT_NOFILE (soft and hard, so it cannot be raised back) first.  The
- * child dies with us, so a failed test leaves no server behind. */
-static void proc_spawn(struct proc *p, char *const argv[], rlim_t nofile)
-{
-    int o[2], e[2];
-    memset(p, 0, sizeof(*p));
-    ck_assert_int_eq(pipe2(o, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(e, O_CLOEXEC), 0);
-    fflush(NULL);
-    p->pid = fork();
-    ck_assert_int_ge(p->pid, 0);
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (nofile) {
-            struct rlimit rl = {nofile, nofile};
-            if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                _exit(126);
-        }
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        dup2(o[1], STDOUT_FILENO);
-        dup2(e[1], STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    p->out = o[0];
-    p->err = e[0];
-}
-
-/* Appends what the child wrote to stderr, waiting up to ms for some. */
-static void proc_read_err(struct proc *p, int ms)
-{
-    struct pollfd pf = {.fd = p->err, .events = POLLIN};
-    while (p->err >= 0 && poll_for(&pf, 1, ms) > 0) {
-        char *at = p->errs + p->nerr;
-        size_t room = sizeof(p->errs) - 1 - p->nerr;
-        char sink[4096];
-        ssize_t n = read(p->err, room ? at : sink, room ? room : sizeof(sink));
-        if (n <= 0) {
-            close(p->err);
-            p->err = -1;
-            break;
-        }
-        if (room) {
-            p->nerr += (size_t)n;
-            p->errs[p->nerr] = '\0';
-        }
-        ms = 0;
-    }
-}
+/* (struct proc, proc_spawn, proc_wait, spawn_server and run_capture are
+ * in util.h.) */
 
 static int count_lines_with(const char *text, const char *needle)
 {
@@ -147,54 +65,11 @@ static bool proc_alive(struct proc *p)
     return wait_for(p->pid, &st, WNOHANG) == 0;
 }
 
-/* Waits up to secs for the child to exit: its wait status, or -1 after
- * killing it when it did not.  *took: seconds waited. */
-static int proc_wait(struct proc *p, double secs, double *took)
-{
-    double t0 = now_sec();
-    int st = -1, pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-    ck_assert_int_ge(pidfd, 0);
-    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
-    int ready = poll_for(&pf, 1, (int)(secs * 1000));
-    close(pidfd);
-    if (took)
-        *took = now_sec() - t0;
-    if (ready <= 0)
-        kill(p->pid, SIGKILL);
-    wait_for(p->pid, &st, 0);
-    proc_read_err(p, 0);
-    if (p->err >= 0)
-        close(p->err);
-    close(p->out);
-    p->err = p->out = -1;
-    return ready > 0 ? st : -1;
-}
-
-/* Starts a server on host, port 0, and reads its "listening on" line. */
+/* Starts a server on host, port 0, with its stderr kept in p->errs. */
 static void server_start(struct proc *p, const char *path, const char *host, rlim_t nofile)
 {
     char *argv[] = {(char *)path, "--host", (char *)host, "--port", "0", NULL};
-    proc_spawn(p, argv, nofile);
-    size_t len = 0;
-    double until = now_sec() + 20;
-    while (!memchr(p->line, '\n', len) && len < sizeof(p->line) - 1) {
-        struct pollfd pf = {.fd = p->out, .events = POLLIN};
-        int left = (int)((until - now_sec()) * 1000);
-        ck_assert_msg(left > 0 && poll_for(&pf, 1, left) == 1, "%s printed no line", path);
-        ssize_t n = read(p->out, p->line + len, sizeof(p->line) - 1 - len);
-        if (n <= 0) {
-            proc_read_err(p, 100);
-            ck_abort_msg("%s exited before listening: %s", path, p->errs);
-        }
-        len += (size_t)n;
-        p->line[len] = '\0';
-    }
-    *strchr(p->line, '\n') = '\0';
-    const char *colon = strrchr(p->line, ':');
-    ck_assert_msg(!strncmp(p->line, "listening on ", 13) && colon,
-                  "%s: unexpected first line '%s'", path, p->line);
-    p->port = atoi(colon + 1);
-    ck_assert_msg(p->port > 0 && p->port < 65536, "bad port in '%s'", p->line);
+    spawn_server(p, argv, PROC_STDERR_PIPE, nofile);
 }
 
 /* SIGTERM, then the exit status within secs; it must be 0. */
@@ -207,45 +82,6 @@ static double server_stop(struct proc *p, double secs)
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "exit status %#x after SIGTERM; stderr: %s", st, p->errs);
     return took;
-}
-
-struct output {
-    int status;
-    double secs;
-    char out[8192], err[8192];
-};
-
-/* Runs argv to completion (killed after secs), capturing both streams. */
-static void run_capture(char *const argv[], double secs, struct output *r)
-{
-    struct proc p;
-    memset(r, 0, sizeof(*r));
-    double t0 = now_sec();
-    proc_spawn(&p, argv, 0);
-    size_t no = 0, ne = 0;
-    struct pollfd pf[2] = {{.fd = p.out, .events = POLLIN}, {.fd = p.err, .events = POLLIN}};
-    while (pf[0].fd >= 0 || pf[1].fd >= 0) {
-        int left = (int)((t0 + secs - now_sec()) * 1000);
-        if (left <= 0 || poll_for(pf, 2, left) <= 0)
-            break;
-        for (int i = 0; i < 2; i++) {
-            if (pf[i].fd < 0 || !pf[i].revents)
-                continue;
-            char *buf = i ? r->err : r->out;
-            size_t *len = i ? &ne : &no;
-            char sink[4096];
-            size_t room = sizeof(r->out) - 1 - *len;
-            ssize_t n = read(pf[i].fd, room ? buf + *len : sink, room ? room : sizeof(sink));
-            if (n <= 0)
-                pf[i].fd = -1;
-            else if (room)
-                *len += (size_t)n;
-        }
-    }
-    r->out[no] = r->err[ne] = '\0';
-    int left = (int)((t0 + secs - now_sec()));
-    r->status = proc_wait(&p, left > 1 ? left : 1, NULL);
-    r->secs = now_sec() - t0;
 }
 
 /* ------------------------------------------------------------------ */

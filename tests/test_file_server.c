@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,53 +26,10 @@ static char base[64];      /* the temporary directory */
 static char root[128];     /* base/root: what the server serves */
 static char secret[96];    /* the content of base/secret.txt, outside the root */
 
-/* ---- child processes ---- */
+/* ---- child processes (struct proc and its helpers are in util.h) ---- */
 
-struct server {
-    pid_t pid;
-    int out; /* its stdout */
-    int port;
-};
-
-static struct server shared; /* started once by the fixture */
-static int shared_status;    /* its exit status, checked by main (ASan reports leaks there) */
-
-/* One line from fd (without the newline), waiting at most timeout_ms for
- * each byte.  -1 on timeout or end of stream. */
-static int read_line_fd(int fd, char *buf, size_t cap, int timeout_ms)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        char ch;
-        if (poll(&p, 1, timeout_ms) <= 0 || read(fd, &ch, 1) != 1)
-            return -1;
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-    return (int)n;
-}
-
-/* Waits for pid to exit (a pidfd, so no polling), killing it after
- * timeout_ms.  Returns its wait status, or -1 if it had to be killed. */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    int killed = 0;
-    if (pfd >= 0) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        if (poll(&p, 1, timeout_ms) <= 0) {
-            kill(pid, SIGKILL);
-            killed = 1;
-        }
-        close(pfd);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return killed ? -1 : st;
-}
+static struct proc shared; /* started once by the fixture */
+static int shared_status;  /* its exit status, checked by main (ASan reports leaks there) */
 
 /* Whether pid exits within ms (it is not reaped). */
 static bool exits_within(pid_t pid, int ms)
@@ -86,8 +42,9 @@ static bool exits_within(pid_t pid, int ms)
     return exited;
 }
 
-/* Starts the file server on a free port with extra arguments (NULL-ended). */
-static void start_server(struct server *s, const char *const *extra)
+/* Starts the file server on a free port with extra arguments (NULL-ended);
+ * its stdout stays in s->out (the access log), its stderr is ours. */
+static void start_server(struct proc *s, const char *const *extra)
 {
     char path[256];
     snprintf(path, sizeof(path), "%s/examples/file_server", UCO_BUILD_DIR);
@@ -96,59 +53,8 @@ static void start_server(struct server *s, const char *const *extra)
     for (; extra && *extra; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
-    int p[2];
-    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    s->pid = fork();
-    ck_assert_int_ge(s->pid, 0);
-    if (s->pid == 0) {
-        dup2(p[1], STDOUT_FILENO);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    s->out = p[0];
-    char line[256];
-    ck_assert_int_gt(read_line_fd(s->out, line, sizeof(line), 10000), 0);
-    ck_assert_msg(strncmp(line, "listening on 127.0.0.1:", 23) == 0, "first line: %s", line);
-    s->port = atoi(strrchr(line, ':') + 1);
-    ck_assert_int_gt(s->port, 0);
-}
-
-/* Sends sig and returns the exit status (or -1 if it did not exit). */
-static int stop_server(struct server *s, int sig)
-{
-    kill(s->pid, sig);
-    int st = wait_exit(s->pid, 15000);
-    close(s->out);
-    return st;
-}
-
-/* Runs argv with stdout captured in out (stderr to /dev/null); returns the
- * wait status. */
-static int run_capture(char *const argv[], char *out, size_t cap)
-{
-    int p[2];
-    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(p[1], STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t n = 0;
-    char scratch[4096];
-    ssize_t r;
-    while ((r = read(p[0], n + 1 < cap ? out + n : scratch,
-                     n + 1 < cap ? cap - 1 - n : sizeof(scratch))) > 0)
-        if (n + 1 < cap)
-            n += (size_t)r;
-    out[n] = '\0';
-    close(p[0]);
-    return wait_exit(pid, 30000);
+    spawn_server(s, (char *const *)argv, PROC_STDERR_INHERIT, 0);
+    ck_assert_msg(strncmp(s->line, "listening on 127.0.0.1:", 23) == 0, "first line: %s", s->line);
 }
 
 /* ---- files ---- */
@@ -191,14 +97,6 @@ static char *slurp(const char *path, size_t *len)
     b[got] = '\0';
     *len = got;
     return b;
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(p);
 }
 
 static void make_tree(void)
@@ -270,8 +168,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    shared_status = stop_server(&shared, SIGTERM);
-    nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    shared_status = proc_stop(&shared, SIGTERM, 15);
+    rm_tree(base);
     free(big);
 }
 
@@ -451,15 +349,17 @@ START_TEST(test_downloads_are_byte_exact_with_curl)
     static const struct { const char *name; size_t size; } files[] = {
         {"empty.bin", 0}, {"one.bin", 1}, {"four.bin", 4096}, {"big.bin", BIG_SIZE}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        char url[256], out[256], want[256], got[256], src[256];
+        char url[256], out[256], want[256], src[256];
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/%s", shared.port, files[i].name);
         snprintf(out, sizeof(out), "%s/dl-%s", base, files[i].name);
         char *argv[] = {"curl", "-sS", "--max-time", "30", "-o", out, "-w",
                         "%{http_code} %{size_download}", url, NULL};
-        int st = run_capture(argv, got, sizeof(got));
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl %s: status %#x", url, st);
+        struct output r;
+        run_capture(argv, 40, &r);
+        ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "curl %s: status %#x",
+                      url, r.status);
         snprintf(want, sizeof(want), "200 %zu", files[i].size);
-        ck_assert_str_eq(got, want);
+        ck_assert_str_eq(r.out, want);
         size_t a, b;
         snprintf(src, sizeof(src), "%s/%s", root, files[i].name);
         char *x = slurp(src, &a), *y = slurp(out, &b);
@@ -750,11 +650,12 @@ START_TEST(test_traversal_attempts_never_leave_the_root)
     ck_assert_int_eq(one_request(shared.port, nul, sizeof(nul) - 1, &o, NULL), 400);
     resp_free(&o);
     /* and curl, told not to squash the dots */
-    char url[128], out[4096];
+    char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/../secret.txt", shared.port);
     char *argv[] = {"curl", "-s", "--path-as-is", "--max-time", "10", url, NULL};
-    run_capture(argv, out, sizeof(out));
-    ck_assert_ptr_null(strstr(out, secret));
+    struct output r;
+    run_capture(argv, 30, &r);
+    ck_assert_ptr_null(strstr(r.out, secret));
 }
 END_TEST
 
@@ -881,7 +782,7 @@ END_TEST
 
 START_TEST(test_slow_header_client_is_dropped_while_others_are_served)
 {
-    struct server s;
+    struct proc s;
     const char *extra[] = {"--header-timeout-ms", "1000", NULL};
     start_server(&s, extra);
     double t0 = now_sec();
@@ -911,13 +812,13 @@ START_TEST(test_slow_header_client_is_dropped_while_others_are_served)
     ck_assert_msg(now_sec() - t0 < 4.0, "silent client dropped after %.3f s", now_sec() - t0);
     rd_close(slow);
     close(silent);
-    ck_assert_int_eq(stop_server(&s, SIGTERM), 0);
+    ck_assert_int_eq(proc_stop(&s, SIGTERM, 15), 0);
 }
 END_TEST
 
 START_TEST(test_client_that_never_reads_is_dropped_after_the_send_timeout)
 {
-    struct server s;
+    struct proc s;
     const char *extra[] = {"--send-timeout-ms", "300", NULL};
     start_server(&s, extra);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -949,27 +850,23 @@ START_TEST(test_client_that_never_reads_is_dropped_after_the_send_timeout)
     ck_assert_msg(n == 0 || errno == ECONNRESET, "recv: %s", strerror(errno));
     ck_assert_msg(total < BIG_SIZE, "got %zu bytes: never dropped", total);
     close(fd);
-    ck_assert_int_eq(stop_server(&s, SIGTERM), 0);
+    ck_assert_int_eq(proc_stop(&s, SIGTERM, 15), 0);
 }
 END_TEST
 
 START_TEST(test_eight_concurrent_downloads_of_the_big_file_are_byte_exact)
 {
     enum { N = 8 };
-    pid_t pids[N];
+    static struct proc curl[N];
     char url[128], out[N][256];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/big.bin", shared.port);
     for (int i = 0; i < N; i++) {
         snprintf(out[i], sizeof(out[i]), "%s/par-%d.bin", base, i);
-        pids[i] = fork();
-        ck_assert_int_ge(pids[i], 0);
-        if (pids[i] == 0) {
-            execlp("curl", "curl", "-sS", "--fail", "--max-time", "30", "-o", out[i], url, (char *)NULL);
-            _exit(127);
-        }
+        char *argv[] = {"curl", "-sS", "--fail", "--max-time", "30", "-o", out[i], url, NULL};
+        proc_spawn(&curl[i], argv, PROC_STDERR_INHERIT, 0);
     }
     for (int i = 0; i < N; i++) {
-        int st = wait_exit(pids[i], 40000);
+        int st = proc_wait(&curl[i], 40, NULL);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl %d: %#x", i, st);
     }
     for (int i = 0; i < N; i++) {
@@ -985,7 +882,7 @@ END_TEST
 
 START_TEST(test_connections_beyond_max_conns_get_503)
 {
-    struct server s;
+    struct proc s;
     const char *extra[] = {"--max-conns", "2", NULL};
     start_server(&s, extra);
     struct rd *a = rd_open(s.port), *b = rd_open(s.port);
@@ -1011,13 +908,13 @@ START_TEST(test_connections_beyond_max_conns_get_503)
     resp_free(&o);
     rd_close(a);
     rd_close(b);
-    ck_assert_int_eq(stop_server(&s, SIGTERM), 0);
+    ck_assert_int_eq(proc_stop(&s, SIGTERM, 15), 0);
 }
 END_TEST
 
 START_TEST(test_access_log_has_one_line_per_request)
 {
-    struct server s;
+    struct proc s;
     const char *extra[] = {"--access-log", NULL};
     start_server(&s, extra);
     struct resp o;
@@ -1036,13 +933,13 @@ START_TEST(test_access_log_has_one_line_per_request)
         ck_assert_int_gt(read_line_fd(s.out, line, sizeof(line), 5000), 0);
         ck_assert_str_eq(line, want[i]);
     }
-    ck_assert_int_eq(stop_server(&s, SIGTERM), 0);
+    ck_assert_int_eq(proc_stop(&s, SIGTERM, 15), 0);
 }
 END_TEST
 
 START_TEST(test_sigterm_finishes_responses_in_flight_closes_idle_ones_and_exits_zero)
 {
-    struct server s;
+    struct proc s;
     start_server(&s, NULL);
     /* an idle keep-alive connection */
     struct rd *idle = rd_open(s.port);
@@ -1083,8 +980,7 @@ START_TEST(test_sigterm_finishes_responses_in_flight_closes_idle_ones_and_exits_
     ck_assert(closed_by_server(dl));
     rd_close(dl);
 
-    int st = wait_exit(s.pid, 10000);
-    close(s.out);
+    int st = proc_wait(&s, 10, NULL);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
 }
 END_TEST
@@ -1093,7 +989,7 @@ END_TEST
  * signal waits for it; the second drops it. */
 START_TEST(test_a_second_signal_drops_responses_still_in_flight)
 {
-    struct server s;
+    struct proc s;
     start_server(&s, NULL);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int small = 4096;
@@ -1109,9 +1005,7 @@ START_TEST(test_a_second_signal_drops_responses_still_in_flight)
 
     kill(s.pid, SIGTERM);
     ck_assert_msg(!exits_within(s.pid, 500), "exited with a response in flight");
-    kill(s.pid, SIGTERM);
-    int st = wait_exit(s.pid, 5000);
-    close(s.out);
+    int st = proc_stop(&s, SIGTERM, 5);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
     size_t total = 0;
     ssize_t n;
@@ -1125,9 +1019,9 @@ END_TEST
 
 START_TEST(test_sigint_on_an_idle_server_exits_zero)
 {
-    struct server s;
+    struct proc s;
     start_server(&s, NULL);
-    ck_assert_int_eq(stop_server(&s, SIGINT), 0);
+    ck_assert_int_eq(proc_stop(&s, SIGINT, 15), 0);
 }
 END_TEST
 

@@ -5,15 +5,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,47 +21,9 @@ static char fsroot[128]; /* served by file_server */
 static char pyroot[128]; /* served by python3 -m http.server */
 static char long_text[251]; /* 250 bytes, in both roots as long.txt */
 
-struct child {
-    pid_t pid;
-    int port;
-};
-
-static struct child fileserver, pyserver;
+static struct proc fileserver, pyserver; /* struct proc and its helpers: util.h */
 
 /* ---- processes ---- */
-
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    int killed = 0;
-    if (pfd >= 0) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        if (poll(&p, 1, timeout_ms) <= 0) {
-            kill(pid, SIGKILL);
-            killed = 1;
-        }
-        close(pfd);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return killed ? -1 : st;
-}
-
-static int read_line_fd(int fd, char *buf, size_t cap, int timeout_ms)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        char ch;
-        if (poll(&p, 1, timeout_ms) <= 0 || read(fd, &ch, 1) != 1)
-            return -1;
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-    return (int)n;
-}
 
 /* A port nobody listens on (bound, read, closed). */
 static int free_port(void)
@@ -92,57 +51,29 @@ static void start_file_server(void)
 {
     char path[256];
     snprintf(path, sizeof(path), "%s/examples/file_server", UCO_BUILD_DIR);
-    int p[2];
-    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    fileserver.pid = fork();
-    ck_assert_int_ge(fileserver.pid, 0);
-    if (fileserver.pid == 0) {
-        dup2(p[1], STDOUT_FILENO);
-        execl(path, path, "--root", fsroot, "--port", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char line[256];
-    ck_assert_int_gt(read_line_fd(p[0], line, sizeof(line), 10000), 0);
-    close(p[0]);
-    ck_assert_msg(strncmp(line, "listening on ", 13) == 0, "first line: %s", line);
-    fileserver.port = atoi(strrchr(line, ':') + 1);
+    char *argv[] = {path, "--root", fsroot, "--port", "0", NULL};
+    spawn_server(&fileserver, argv, PROC_STDERR_INHERIT, 0);
 }
 
-/* python3 -u prints "Serving HTTP on ..." once bound; then it accepts. */
+/* python3 -u prints "Serving HTTP on ..." once bound; then it accepts.
+ * (Its request log goes to stderr: discarded.) */
 static void start_python_server(void)
 {
-    pyserver.port = free_port();
-    char port[16];
-    snprintf(port, sizeof(port), "%d", pyserver.port);
-    int p[2];
-    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    pyserver.pid = fork();
-    ck_assert_int_ge(pyserver.pid, 0);
-    if (pyserver.pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(p[1], STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        if (chdir(pyroot) == 0)
-            execlp("python3", "python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", port,
-                   (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char line[256];
-    ck_assert_msg(read_line_fd(p[0], line, sizeof(line), 20000) > 0, "python3 http.server did not start");
-    close(p[0]);
-    ck_assert_msg(accepts(pyserver.port), "python3 http.server does not accept: %s", line);
+    int port = free_port();
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    char *argv[] = {"python3", "-u", "-m", "http.server", "--bind", "127.0.0.1",
+                    "--directory", pyroot, port_s, NULL};
+    proc_spawn(&pyserver, argv, PROC_STDERR_NULL, 0);
+    pyserver.port = port;
+    ck_assert_msg(read_line_fd(pyserver.out, pyserver.line, sizeof(pyserver.line), 20000) > 0,
+                  "python3 http.server did not start");
+    ck_assert_msg(accepts(pyserver.port), "python3 http.server does not accept: %s",
+                  pyserver.line);
 }
 
 /* Runs http_get with args (NULL-ended), capturing both streams. */
-struct run {
-    int status;
-    double secs;
-    char out[8192], err[4096];
-};
-
-static void run_http_get(struct run *r, const char *const *args)
+static void run_http_get(struct output *r, const char *const *args)
 {
     char path[256];
     snprintf(path, sizeof(path), "%s/examples/http_get", UCO_BUILD_DIR);
@@ -151,53 +82,20 @@ static void run_http_get(struct run *r, const char *const *args)
     for (; *args; args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    int po[2], pe[2];
-    ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
-    double t0 = now_sec();
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(po[1], STDOUT_FILENO);
-        dup2(pe[1], STDERR_FILENO);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    size_t no = 0, ne = 0;
-    struct pollfd pf[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
-    for (int open_fds = 2; open_fds;) {
-        ck_assert_int_gt(poll(pf, 2, 30000), 0);
-        for (int i = 0; i < 2; i++) {
-            if (pf[i].fd < 0 || !pf[i].revents)
-                continue;
-            char *buf = i ? r->err : r->out;
-            size_t *len = i ? &ne : &no, cap = i ? sizeof(r->err) : sizeof(r->out);
-            char scratch[4096];
-            ssize_t k = *len + 1 < cap ? read(pf[i].fd, buf + *len, cap - 1 - *len)
-                                       : read(pf[i].fd, scratch, sizeof(scratch));
-            if (k <= 0) {
-                close(pf[i].fd);
-                pf[i].fd = -1;
-                open_fds--;
-            } else if (*len + 1 < cap) {
-                *len += (size_t)k;
-            }
-        }
-    }
-    r->out[no] = '\0';
-    r->err[ne] = '\0';
-    r->status = wait_exit(pid, 30000);
-    r->secs = now_sec() - t0;
+    run_capture((char *const *)argv, 30, r);
 }
 
-static int exit_code(const struct run *r)
+static int exit_code(const struct output *r)
 {
     return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
 }
 
 /* ---- raw servers: a forked child answering each connection alike ---- */
+
+struct child {
+    pid_t pid;
+    int port;
+};
 
 enum raw_mode { RAW_ANSWER, RAW_SILENT };
 
@@ -261,14 +159,6 @@ static void write_file(const char *dir, const char *name, const char *text)
     fclose(f);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(p);
-}
-
 static void setup(void)
 {
     snprintf(base, sizeof(base), "/tmp/uco-get-XXXXXX");
@@ -291,11 +181,9 @@ static void setup(void)
 
 static void teardown(void)
 {
-    kill(fileserver.pid, SIGTERM);
-    wait_exit(fileserver.pid, 10000);
-    kill(pyserver.pid, SIGTERM);
-    wait_exit(pyserver.pid, 10000);
-    nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    proc_stop(&fileserver, SIGTERM, 10);
+    proc_stop(&pyserver, SIGTERM, 10);
+    rm_tree(base);
 }
 
 /* "URL -> STATUS\n" + first 100 body bytes + "\n" */
@@ -313,7 +201,7 @@ START_TEST(test_fetches_from_the_uco_file_server)
     snprintf(u2, sizeof(u2), "http://127.0.0.1:%d/long.txt", fileserver.port);
     snprintf(u3, sizeof(u3), "http://localhost:%d/empty.txt", fileserver.port); /* a name */
     const char *args[] = {u1, u2, u3, NULL};
-    struct run r;
+    struct output r;
     run_http_get(&r, args);
     ck_assert_msg(exit_code(&r) == 0, "exit %#x, stderr: %s", r.status, r.err);
     ck_assert_str_eq(r.err, "");
@@ -333,7 +221,7 @@ START_TEST(test_fetches_from_python_http_server)
     snprintf(u2, sizeof(u2), "http://127.0.0.1:%d/py.txt", pyserver.port);
     snprintf(u3, sizeof(u3), "http://127.0.0.1:%d/missing.txt", pyserver.port);
     const char *args[] = {u1, u2, u3, NULL};
-    struct run r;
+    struct output r;
     run_http_get(&r, args);
     /* a 404 is a response like any other: fetched, so success */
     ck_assert_msg(exit_code(&r) == 0, "exit %#x, stderr: %s", r.status, r.err);
@@ -355,7 +243,7 @@ START_TEST(test_urls_run_concurrently_and_print_in_argument_order)
     snprintf(u1, sizeof(u1), "http://127.0.0.1:%d/", slow.port);
     snprintf(u2, sizeof(u2), "http://127.0.0.1:%d/x", fast.port);
     const char *args[] = {u1, u2, NULL};
-    struct run r;
+    struct output r;
     run_http_get(&r, args);
     raw_stop(&slow);
     raw_stop(&fast);
@@ -388,7 +276,7 @@ START_TEST(test_chunked_bodies_are_decoded)
     char u[128], want[512];
     snprintf(u, sizeof(u), "http://127.0.0.1:%d/chunked", c.port);
     const char *args[] = {u, NULL};
-    struct run r;
+    struct output r;
     run_http_get(&r, args);
     raw_stop(&c);
     ck_assert_msg(exit_code(&r) == 0, "stderr: %s", r.err);
@@ -406,7 +294,7 @@ START_TEST(test_bodies_ending_at_the_close_and_interim_responses)
     snprintf(u1, sizeof(u1), "http://127.0.0.1:%d", c.port); /* no path: "/" */
     snprintf(u2, sizeof(u2), "http://127.0.0.1:%d/", d.port);
     const char *args[] = {u1, u2, NULL};
-    struct run r;
+    struct output r;
     run_http_get(&r, args);
     raw_stop(&c);
     raw_stop(&d);
@@ -424,7 +312,7 @@ START_TEST(test_connection_refused_is_reported_and_exits_1)
     snprintf(u, sizeof(u), "http://127.0.0.1:%d/", free_port());
     snprintf(good, sizeof(good), "http://127.0.0.1:%d/hello.txt", fileserver.port);
     const char *args[] = {u, good, NULL};
-    struct run r;
+    struct output r;
     run_http_get(&r, args);
     ck_assert_int_eq(exit_code(&r), 1);
     char want[256];
@@ -456,7 +344,7 @@ START_TEST(test_bad_urls_are_reported_and_exit_1)
     for (size_t i = 0; i < n; i++)
         args[i] = urls[i][0];
     args[n] = NULL;
-    struct run r;
+    struct output r;
     run_http_get(&r, args);
     ck_assert_int_eq(exit_code(&r), 1);
     ck_assert_str_eq(r.out, "");
@@ -486,7 +374,7 @@ START_TEST(test_a_silent_server_times_out)
     char u[128];
     snprintf(u, sizeof(u), "http://127.0.0.1:%d/", c.port);
     const char *args[] = {"--timeout-ms", "300", u, NULL};
-    struct run r;
+    struct output r;
     run_http_get(&r, args);
     raw_stop(&c);
     ck_assert_int_eq(exit_code(&r), 1);
@@ -517,7 +405,7 @@ START_TEST(test_malformed_responses_are_reported)
         char u[128];
         snprintf(u, sizeof(u), "http://127.0.0.1:%d/", c.port);
         const char *args[] = {u, NULL};
-        struct run r;
+        struct output r;
         run_http_get(&r, args);
         raw_stop(&c);
         ck_assert_msg(exit_code(&r) == 1, "reply %zu: exit %#x", i, r.status);
