@@ -803,6 +803,42 @@ START_TEST(test_uring_baseline_echoes_bytes_and_exits_0_on_sigterm)
 }
 END_TEST
 
+/* A ring of 64 buffers for 200 connections: connections find it empty
+ * (ENOBUFS) and wait for buffers to come back; a peer that never reads has
+ * its recv paused and holds only a few; nothing spins meanwhile. */
+START_TEST(test_uring_baseline_with_a_small_ring_waits_for_buffers_and_pauses_a_hog)
+{
+    struct proc p;
+    char *argv[] = {ECHO_URING, "--host", "127.0.0.1", "--port", "0", "--buffers", "64", NULL};
+    spawn_server(&p, argv, PROC_STDERR_PIPE, 0);
+    size_t big = 32u << 20, sent = 0;
+    unsigned char *blob = malloc(big);
+    ck_assert_ptr_nonnull(blob);
+    fill_random(blob, big, 5);
+    int hog = tcp_connect_small_rcvbuf("127.0.0.1", p.port);
+    ck_assert_int_ge(hog, 0);
+    struct pollfd out = {.fd = hog, .events = POLLOUT};
+    while (sent < big) {
+        ssize_t w = send(hog, blob + sent, big - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            sent += (size_t)w;
+        else if (poll_for(&out, 1, 200) == 0)
+            break;
+    }
+    free(blob);
+    ck_assert_msg(sent < (12u << 20), "the server took %zu bytes without our reading any",
+                  sent);
+    run_clients(p.port, 200, 64 * 1024, 50, 1u << 20, NULL);
+    double cpu = proc_cpu(p.pid);
+    poll_for(NULL, 0, 300);
+    cpu = proc_cpu(p.pid) - cpu;
+    ck_assert_msg(cpu < 0.1, "the server used %.2f s of CPU in 0.3 s while idle", cpu);
+    reset_close(hog);
+    server_stop(&p, 5);
+    ck_assert_msg(p.nerr == 0, "server wrote to stderr: %s", p.errs);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* uco-load                                                             */
 /* ------------------------------------------------------------------ */
@@ -1080,6 +1116,7 @@ int main(void)
     tcase_add_test(tc, test_thread_baseline_echoes_bytes_and_exits_0_on_sigterm);
     tcase_add_test(tc, test_epoll_baseline_echoes_bytes_and_exits_0_on_sigterm);
     tcase_add_test(tc, test_uring_baseline_echoes_bytes_and_exits_0_on_sigterm);
+    tcase_add_test(tc, test_uring_baseline_with_a_small_ring_waits_for_buffers_and_pauses_a_hog);
     tcase_add_test(tc, test_uco_load_echo_reports_requests_and_no_errors);
     tcase_add_test(tc, test_uco_load_json_is_one_object_with_the_expected_keys);
     tcase_add_test(tc, test_uco_load_warmup_counts_only_the_window_it_marks);

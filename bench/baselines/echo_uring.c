@@ -3,7 +3,8 @@
  * the floor under examples/echo_server.c, i.e. what io_uring itself costs
  * once the runtime's tasks and stacks are taken away.
  *
- *     echo_uring [--host H] [--port P]       (defaults: all addresses, port 7000)
+ *     echo_uring [--host H] [--port P] [--buffers N]
+ *                            (defaults: all addresses, port 7000, 8192 buffers)
  *
  * Same protocol and command line as echo_epoll: prints "listening on
  * HOST:PORT", echoes every byte until the peer closes; on SIGINT/SIGTERM it
@@ -25,8 +26,11 @@
  *    connection waits on a list and re-arms as buffers come back;
  *  - signals are read from a signalfd through the ring.
  * The ring recycles buffers in FIFO order, so over time every buffer gets
- * touched: resident memory grows to NBUFS times the pages a message
- * touches (32 MiB for messages up to 4 KiB), whatever the connection count.
+ * touched: resident memory grows to N times the pages a message touches
+ * (32 MiB for messages up to 4 KiB), whatever the connection count.  And
+ * a ring shared by all has a limit: a peer that never reads can take one
+ * multishot burst of buffers before its recv is cancelled, so a ring much
+ * smaller than the default (tests use 64) survives only a few such peers.
  * On the stop, input that reaches the server after the recvs are cancelled
  * is not echoed.
  */
@@ -56,7 +60,8 @@
 #define BACKLOG 4096
 #define SQ_ENTRIES 4096
 #define CQ_ENTRIES 32768   /* multishot recvs post many completions per submit */
-#define NBUFS 8192         /* the shared buffer ring; a power of 2 */
+#define NBUFS 8192         /* the shared buffer ring (--buffers); a power of 2 */
+#define NBUFS_MAX 32768    /* the kernel's limit */
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
 #define CONN_MAX_BUFS 8    /* 128 KiB queued on one connection at most (about) */
@@ -91,10 +96,11 @@ static struct {
     struct io_uring ring;
     struct io_uring_buf_ring *br;
     char *bufs;
+    unsigned nbufs;
     unsigned free_bufs;   /* in the ring, as far as the completions reaped say */
     unsigned to_advance;  /* returned to the ring, not yet published */
-    uint32_t len[NBUFS], off[NBUFS];
-    int next[NBUFS];      /* a connection's queue */
+    uint32_t *len, *off;  /* per buffer: bytes received, bytes sent */
+    int *next;            /* per buffer: the next in its connection's queue */
     int lfd, sfd;
     struct signalfd_siginfo si;
     struct conn all, waiting;   /* list heads */
@@ -149,7 +155,7 @@ static char *buf_at(int bid)
 static void buf_put(int bid)
 {
     io_uring_buf_ring_add(S.br, buf_at(bid), BUF_SIZE, (unsigned short)bid,
-                          io_uring_buf_ring_mask(NBUFS), (int)S.to_advance++);
+                          io_uring_buf_ring_mask(S.nbufs), (int)S.to_advance++);
     S.free_bufs++;
 }
 
@@ -454,21 +460,24 @@ static int ring_setup(void)
     io_uring_register_ring_fd(&S.ring); /* saves an fd lookup per enter; optional */
 
     /* liburing 2.3 has no io_uring_setup_buf_ring: map and register by hand. */
-    size_t rsize = NBUFS * sizeof(struct io_uring_buf);
+    size_t rsize = S.nbufs * sizeof(struct io_uring_buf);
     void *br = mmap(NULL, rsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    void *bufs = mmap(NULL, (size_t)NBUFS * BUF_SIZE, PROT_READ | PROT_WRITE,
+    void *bufs = mmap(NULL, (size_t)S.nbufs * BUF_SIZE, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (br == MAP_FAILED || bufs == MAP_FAILED)
+    S.len = calloc(S.nbufs, sizeof(*S.len));
+    S.off = calloc(S.nbufs, sizeof(*S.off));
+    S.next = calloc(S.nbufs, sizeof(*S.next));
+    if (br == MAP_FAILED || bufs == MAP_FAILED || !S.len || !S.off || !S.next)
         return -ENOMEM;
     S.br = br;
     S.bufs = bufs;
-    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)br, .ring_entries = NBUFS,
+    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)br, .ring_entries = S.nbufs,
                                    .bgid = BGID};
     ret = io_uring_register_buf_ring(&S.ring, &reg, 0);
     if (ret < 0)
         return ret;
     io_uring_buf_ring_init(S.br);
-    for (int i = 0; i < NBUFS; i++)
+    for (int i = 0; i < (int)S.nbufs; i++)
         buf_put(i);
     io_uring_buf_ring_advance(S.br, (int)S.to_advance);
     S.to_advance = 0;
@@ -539,10 +548,12 @@ static int print_listening(int fd)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: echo_uring [--host H] [--port P]\n"
-               "  --host H   address to listen on (default: all IPv6 and IPv4 addresses)\n"
-               "  --port P   TCP port, 0 picks a free one (default: %d)\n",
-            DEFAULT_PORT);
+    fprintf(f, "usage: echo_uring [--host H] [--port P] [--buffers N]\n"
+               "  --host H     address to listen on (default: all IPv6 and IPv4 addresses)\n"
+               "  --port P     TCP port, 0 picks a free one (default: %d)\n"
+               "  --buffers N  16 KiB buffers in the shared ring, a power of 2 up to %d\n"
+               "               (default: %d)\n",
+            DEFAULT_PORT, NBUFS_MAX, NBUFS);
 }
 
 int main(int argc, char **argv)
@@ -550,11 +561,13 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"host", required_argument, NULL, 'h'},
         {"port", required_argument, NULL, 'p'},
+        {"buffers", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
     const char *host = NULL;
     int port = DEFAULT_PORT, opt;
+    S.nbufs = NBUFS;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end;
         long v;
@@ -571,6 +584,16 @@ int main(int argc, char **argv)
                 return 2;
             }
             port = (int)v;
+            break;
+        case 'b':
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 1 || v > NBUFS_MAX || (v & (v - 1))) {
+                fprintf(stderr, "echo_uring: --buffers: '%s' is not a power of 2 from 1 to %d\n",
+                        optarg, NBUFS_MAX);
+                return 2;
+            }
+            S.nbufs = (unsigned)v;
             break;
         case 'H':
             usage(stdout);
