@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # variant, defs, libs: set by the caller
 # Sourced by asio_epoll.sh and asio_uring.sh (set: variant, defs, libs,
 # pkgs): builds bench/peers/asio_echo.cc into BUILD_DIR/peers/asio_$variant.
 # Boost comes from the package tools/deps.sh installs, libboost-context1.81-dev
