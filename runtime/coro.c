@@ -63,17 +63,6 @@ void coro_started(void)
 #endif
 }
 
-void coro_switch(struct coro *from, struct coro *to)
-{
-#ifdef UCO_ASAN
-    __sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo, to->stack_size);
-#endif
-    uco_arch_switch(&from->sp, to->sp);
-#ifdef UCO_ASAN
-    __sanitizer_finish_switch_fiber(from->asan_fake, NULL, NULL);
-#endif
-}
-
 /* Leaves a finished context for good: its fake stack is dropped.  The
  * dying context's sp is written over to->sp, which the switch has already
  * loaded and which `to` rewrites when it next suspends: no slot on the

@@ -48,45 +48,49 @@ void reactor_fini(struct uco_rt *rt)
     rt->reactor = NULL;
 }
 
-/* Dispatches one completion.  The CQE is consumed before its owner runs:
- * a handler may need an SQE, and getting one may submit and reap again
- * (a full SQ against a full CQ), which must not see this CQE twice. */
-static bool reap_one(struct uco_rt *rt)
+/* Dispatches every completion in the CQ.  Each CQE is consumed before
+ * its owner runs: a handler may need an SQE, and getting one may submit
+ * and reap again (a full SQ against a full CQ), which must not see this
+ * CQE twice; so head and tail are read afresh after a handler.  (The ring
+ * never has CQE32: one index per entry.) */
+static unsigned reap(struct uco_rt *rt)
 {
     struct reactor *r = rt->reactor;
-    struct io_uring_cqe *cqe;
-    unsigned head;
-    io_uring_for_each_cqe(&r->ring, head, cqe) {
+    struct io_uring_cq *cq = &r->ring.cq;
+    unsigned n = 0;
+    unsigned head = *cq->khead;
+    unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+    while (head != tail) {
+        struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
         struct uco_op *op = io_uring_cqe_get_data(cqe);
         bool kt = cqe->user_data == (uintptr_t)&r->kt_at;
         int res = cqe->res;
         unsigned flags = cqe->flags;
-        io_uring_cq_advance(&r->ring, 1);
-        if (kt) /* our wait's timeout (an older one may come first: re-arm) */
-            r->kt_at = 0;
-        if (!op || kt) /* fire-and-forget (cancels, linked timeouts) */
-            return true;
-        if (!(flags & IORING_CQE_F_MORE)) {
-            op->done = true;
-            r->inflight--;
-        }
-        if (op->handler) {
-            op->handler(rt, op, res, flags);
+        io_uring_smp_store_release(cq->khead, ++head);
+        n++;
+        if (unlikely(!op || kt)) {
+            /* Fire-and-forget (cancels, linked timeouts), or our wait's
+             * timeout (an older one may come first: re-arm). */
+            if (kt)
+                r->kt_at = 0;
         } else {
+            if (!(flags & IORING_CQE_F_MORE)) {
+                op->done = true;
+                r->inflight--;
+            }
+            if (op->handler) {
+                op->handler(rt, op, res, flags);
+                head = *cq->khead;
+                tail = io_uring_smp_load_acquire(cq->ktail);
+                continue;
+            }
             op->res = res;
             op->flags = flags;
             sched_wake(rt, op->task);
         }
-        return true;
+        if (head == tail) /* more may have landed meanwhile */
+            tail = io_uring_smp_load_acquire(cq->ktail);
     }
-    return false;
-}
-
-static unsigned reap(struct uco_rt *rt)
-{
-    unsigned n = 0;
-    while (reap_one(rt))
-        n++;
     return n;
 }
 
@@ -118,6 +122,25 @@ static void kernel_timer_arm(struct uco_rt *rt, uint64_t at)
     r->kt_at = at;
 }
 
+/* Submits and waits for wait completions, no later than until. */
+static __attribute__((noinline)) int wait_timed(struct uco_rt *rt, unsigned wait, uint64_t until)
+{
+    struct io_uring *ring = &rt->reactor->ring;
+    if (!rt->reactor->ext_arg) {
+        kernel_timer_arm(rt, until);
+        return io_uring_submit_and_wait(ring, wait);
+    }
+    uint64_t now = uco_now();
+    if (until <= now) /* a timer is due: do not wait */
+        return rt->reactor->inflight ? io_uring_submit_and_get_events(ring)
+                                     : io_uring_submit(ring);
+    uint64_t left = until - now;
+    struct __kernel_timespec ts = {.tv_sec = (long long)(left / 1000000000u),
+                                   .tv_nsec = (long long)(left % 1000000000u)};
+    struct io_uring_cqe *cqe;
+    return io_uring_submit_and_wait_timeout(ring, &cqe, wait, &ts, NULL);
+}
+
 /* Submits everything queued; with wait, waits for that many completions
  * but no later than the absolute time until (0 = no limit).  A kernel
  * short of CQ room answers -EBUSY (older) or -EAGAIN: make room by
@@ -127,18 +150,8 @@ static int submit(struct uco_rt *rt, unsigned wait, uint64_t until)
     struct io_uring *ring = &rt->reactor->ring;
     for (;;) {
         int ret;
-        if (wait && until && !rt->reactor->ext_arg) {
-            kernel_timer_arm(rt, until);
-            ret = io_uring_submit_and_wait(ring, wait);
-        } else if (wait && until) {
-            uint64_t now = uco_now();
-            if (until <= now)
-                return submit(rt, 0, 0); /* a timer is due: do not wait */
-            uint64_t left = until - now;
-            struct __kernel_timespec ts = {.tv_sec = (long long)(left / 1000000000u),
-                                           .tv_nsec = (long long)(left % 1000000000u)};
-            struct io_uring_cqe *cqe;
-            ret = io_uring_submit_and_wait_timeout(ring, &cqe, wait, &ts, NULL);
+        if (unlikely(wait && until)) {
+            ret = wait_timed(rt, wait, until);
         } else if (wait) {
             ret = io_uring_submit_and_wait(ring, wait);
         } else if (rt->reactor->inflight) {
@@ -180,17 +193,30 @@ unsigned reactor_poll(struct uco_rt *rt, bool block)
     return r->inflight;
 }
 
-/* An SQE, with one more slot kept free behind it for a linked timeout.
- * A full SQ is submitted and retried, never dropped. */
-static struct io_uring_sqe *get_sqe(struct uco_rt *rt)
+/* A full SQ is submitted and retried, never dropped. */
+static __attribute__((noinline)) struct io_uring_sqe *get_sqe_full(struct uco_rt *rt)
 {
     struct io_uring *ring = &rt->reactor->ring;
-    if (io_uring_sq_space_left(ring) < 2) {
-        int ret = submit(rt, 0, 0);
-        if (ret < 0)
-            ring_broken(ret);
-    }
+    int ret = submit(rt, 0, 0);
+    if (ret < 0)
+        ring_broken(ret);
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    memset(sqe, 0, sizeof(*sqe));
+    return sqe;
+}
+
+/* An SQE, with one more slot kept free behind it for a linked timeout.
+ * By hand rather than io_uring_sq_space_left() + io_uring_get_sqe(),
+ * which read the kernel's head twice: the ring never has SQPOLL (the
+ * head moves only inside our own io_uring_enter) nor SQE128. */
+static inline struct io_uring_sqe *get_sqe(struct uco_rt *rt)
+{
+    struct io_uring_sq *sq = &rt->reactor->ring.sq;
+    unsigned tail = sq->sqe_tail;
+    if (unlikely(tail + 2 - IO_URING_READ_ONCE(*sq->khead) > sq->ring_entries))
+        return get_sqe_full(rt);
+    sq->sqe_tail = tail + 1;
+    struct io_uring_sqe *sqe = &sq->sqes[tail & sq->ring_mask];
     memset(sqe, 0, sizeof(*sqe));
     return sqe;
 }
@@ -250,14 +276,26 @@ static void park_on(struct uco_rt *rt, uco_task *self, struct io_uring_sqe *sqe,
     self->io = NULL;
 }
 
-int uco_await_flags(struct io_uring_sqe *sqe, unsigned *cqe_flags)
+/* What an await returns once its operation has completed. */
+static int await_result(uco_task *self, const struct uco_op *op)
 {
-    struct uco_rt *rt = uco_rt_cur;
-    uco_task *self = rt ? rt->current : NULL;
-    if (!self)
-        return -EPERM;
-    if (!sqe)
-        return -EINVAL;
+    if (unlikely(self->cancelling)) {
+        self->cancelling = false;
+        if (op->res == -ECANCELED || op->res == -EINTR)
+            return -ECANCELED;
+        self->cancel_pending = true; /* completed anyway: keep its result */
+        return op->res;
+    }
+    /* Only our linked timeout cancels an operation behind our back. */
+    if (unlikely(op->res == -ECANCELED) && self->deadline)
+        return -ETIMEDOUT;
+    return op->res;
+}
+
+/* An await with a cancellation pending or a deadline scope open. */
+static __attribute__((noinline)) int await_slow(struct uco_rt *rt, uco_task *self,
+                                                struct io_uring_sqe *sqe, unsigned *cqe_flags)
+{
     int ret = sched_await_check(self);
     if (ret < 0) {
         /* The SQE is already in the ring: turn it into a harmless NOP. */
@@ -269,17 +307,33 @@ int uco_await_flags(struct io_uring_sqe *sqe, unsigned *cqe_flags)
     park_on(rt, self, sqe, &op, T_PARKED_IO, self->deadline);
     if (cqe_flags)
         *cqe_flags = op.flags;
-    if (unlikely(self->cancelling)) {
-        self->cancelling = false;
-        if (op.res == -ECANCELED || op.res == -EINTR)
-            return -ECANCELED;
-        self->cancel_pending = true; /* completed anyway: keep its result */
-        return op.res;
-    }
-    /* Only our linked timeout cancels an operation behind our back. */
-    if (unlikely(op.res == -ECANCELED) && self->deadline)
-        return -ETIMEDOUT;
-    return op.res;
+    return await_result(self, &op);
+}
+
+int uco_await_flags(struct io_uring_sqe *sqe, unsigned *cqe_flags)
+{
+    struct uco_rt *rt = uco_rt_cur;
+    uco_task *self = rt ? rt->current : NULL;
+    if (!self)
+        return -EPERM;
+    if (!sqe)
+        return -EINVAL;
+    if (unlikely(self->cancel_pending || self->deadline))
+        return await_slow(rt, self, sqe, cqe_flags);
+    /* The common case: no check to make, no linked timeout.  Only the
+     * fields the reactor reads before completion are set. */
+    struct uco_op op;
+    op.task = self;
+    op.handler = NULL;
+    op.done = false;
+    io_uring_sqe_set_data(sqe, &op);
+    rt->reactor->inflight++;
+    self->io = &op;
+    sched_park(rt, T_PARKED_IO);
+    self->io = NULL;
+    if (cqe_flags)
+        *cqe_flags = op.flags;
+    return await_result(self, &op);
 }
 
 int reactor_await_always(struct uco_rt *rt, struct io_uring_sqe *sqe)

@@ -13,18 +13,6 @@
 /* The only global state: this thread's runtime, NULL outside uco_run. */
 __thread struct uco_rt *uco_rt_cur __attribute__((tls_model("initial-exec")));
 
-static void runq_push(struct uco_rt *rt, uco_task *t)
-{
-    t->state = T_READY;
-    t->next = NULL;
-    if (rt->runq_tail)
-        rt->runq_tail->next = t;
-    else
-        rt->runq_head = t;
-    rt->runq_tail = t;
-    rt->runq_len++;
-}
-
 static uco_task *runq_pop(struct uco_rt *rt)
 {
     uco_task *t = rt->runq_head;
@@ -118,11 +106,6 @@ void sched_park(struct uco_rt *rt, enum task_state st)
     switch_from(rt, self);
 }
 
-void sched_wake(struct uco_rt *rt, uco_task *t)
-{
-    runq_push(rt, t);
-}
-
 static void all_link(struct uco_rt *rt, uco_task *t)
 {
     t->all_prev = NULL;
@@ -188,7 +171,7 @@ static int task_create(struct uco_rt *rt, uco_fn fn, void *arg, size_t size, uco
     t->id = ++rt->next_id;
     all_link(rt, t);
     rt->live++;
-    runq_push(rt, t);
+    sched_wake(rt, t);
     *out = t;
     return 0;
 }
@@ -275,7 +258,7 @@ int uco_yield(void)
     int ret = sched_await_check(self);
     if (ret < 0)
         return ret;
-    runq_push(rt, self);
+    sched_wake(rt, self);
     switch_from(rt, self);
     return 0;
 }
@@ -438,13 +421,13 @@ int sched_sleep(struct uco_rt *rt, uint64_t at)
 
 /* ---- waits, deadlines, cancellation ---- */
 
-int sched_await_check(uco_task *self)
+int sched_await_slow(uco_task *self)
 {
-    if (unlikely(self->cancel_pending)) {
+    if (self->cancel_pending) {
         self->cancel_pending = false;
         return -ECANCELED;
     }
-    if (unlikely(self->deadline) && uco_now() >= self->deadline)
+    if (self->deadline && uco_now() >= self->deadline)
         return -ETIMEDOUT;
     return 0;
 }
@@ -622,7 +605,8 @@ static void sleep_until_timer(struct uco_rt *rt)
 static void sched_loop(struct uco_rt *rt)
 {
     for (;;) {
-        stack_unmap(&rt->dead);
+        if (rt->dead.base)
+            stack_unmap(&rt->dead);
         if (!rt->live)
             return;
         bool block = !rt->runq_head;
