@@ -77,13 +77,14 @@ void coro_exit(struct coro *to)
     __builtin_unreachable();
 }
 
-/* A pooled stack still carries the shadow of its last owner's frames. */
+/* A pooled stack still carries the shadow of its last owner's frames:
+ * ASan's poison, and valgrind's view that what lay below that owner's
+ * last stack pointer is gone (the new owner's first frame, at another
+ * offset from the top, may lie there). */
 void coro_stack_reuse(void *lo, size_t size)
 {
 #ifdef UCO_ASAN
     __asan_unpoison_memory_region(lo, size);
-#else
-    (void)lo;
-    (void)size;
 #endif
+    vg_undefined(lo, size);
 }

@@ -20,6 +20,10 @@ struct reactor {
     int64_t kt_ts[2]; /* its struct __kernel_timespec */
 };
 
+/* user_data of that kernel timeout: no uco_op lives at address 1, so
+ * one comparison tells it and fire-and-forget CQEs (0) from the rest. */
+#define KT_USER_DATA 1u
+
 static struct io_uring_sqe *get_sqe(struct uco_rt *rt);
 
 
@@ -63,15 +67,14 @@ static unsigned reap(struct uco_rt *rt)
     while (head != tail) {
         struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
         struct uco_op *op = io_uring_cqe_get_data(cqe);
-        bool kt = cqe->user_data == (uintptr_t)&r->kt_at;
         int res = cqe->res;
         unsigned flags = cqe->flags;
         io_uring_smp_store_release(cq->khead, ++head);
         n++;
-        if (unlikely(!op || kt)) {
+        if (unlikely((uintptr_t)op <= KT_USER_DATA)) {
             /* Fire-and-forget (cancels, linked timeouts), or our wait's
              * timeout (an older one may come first: re-arm). */
-            if (kt)
+            if (op)
                 r->kt_at = 0;
         } else {
             if (!(flags & IORING_CQE_F_MORE)) {
@@ -118,7 +121,7 @@ static void kernel_timer_arm(struct uco_rt *rt, uint64_t at)
     r->kt_ts[0] = (int64_t)(at / 1000000000u);
     r->kt_ts[1] = (int64_t)(at % 1000000000u);
     io_uring_prep_timeout(sqe, (struct __kernel_timespec *)r->kt_ts, 0, IORING_TIMEOUT_ABS);
-    io_uring_sqe_set_data64(sqe, (uintptr_t)&r->kt_at);
+    io_uring_sqe_set_data64(sqe, KT_USER_DATA);
     r->kt_at = at;
 }
 
@@ -310,7 +313,10 @@ static __attribute__((noinline)) int await_slow(struct uco_rt *rt, uco_task *sel
     return await_result(self, &op);
 }
 
-int uco_await_flags(struct io_uring_sqe *sqe, unsigned *cqe_flags)
+/* Both public awaits, inlined into each: uco_await then costs no extra
+ * call and no test of cqe_flags. */
+static inline __attribute__((always_inline)) int await_op(struct io_uring_sqe *sqe,
+                                                          unsigned *cqe_flags)
 {
     struct uco_rt *rt = uco_rt_cur;
     uco_task *self = rt ? rt->current : NULL;
@@ -353,7 +359,12 @@ struct io_uring *reactor_ring(struct uco_rt *rt)
     return &rt->reactor->ring;
 }
 
+int uco_await_flags(struct io_uring_sqe *sqe, unsigned *cqe_flags)
+{
+    return await_op(sqe, cqe_flags);
+}
+
 int uco_await(struct io_uring_sqe *sqe)
 {
-    return uco_await_flags(sqe, NULL);
+    return await_op(sqe, NULL);
 }

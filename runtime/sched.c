@@ -13,24 +13,29 @@
 /* The only global state: this thread's runtime, NULL outside uco_run. */
 __thread struct uco_rt *uco_rt_cur __attribute__((tls_model("initial-exec")));
 
-static uco_task *runq_pop(struct uco_rt *rt)
+/* Next task of the pass being run, or NULL when the pass is over. */
+static inline uco_task *next_in_pass(struct uco_rt *rt)
 {
-    uco_task *t = rt->runq_head;
-    rt->runq_head = t->next;
-    if (!rt->runq_head)
-        rt->runq_tail = NULL;
-    rt->runq_len--;
+    uco_task *t = rt->pass;
+    if (t)
+        rt->pass = t->next;
     return t;
 }
 
-/* Next task to run in this pass, or NULL when the loop must poll first. */
-static uco_task *next_in_pass(struct uco_rt *rt)
+/* Starts a pass with what is runnable now, in order (asyncio's "ready"
+ * snapshot): tasks woken during the pass wait for the next one.  Returns
+ * its first task, or NULL when nothing is runnable. */
+static uco_task *pass_begin(struct uco_rt *rt)
 {
-    if (!rt->budget || !rt->runq_head)
+    uco_task *t = rt->runq_head;
+    if (!t)
         return NULL;
-    rt->budget--;
-    return runq_pop(rt);
+    rt->pass = t->next;
+    rt->runq_head = rt->runq_tail = NULL;
+    return t;
 }
+
+static void timers_fire(struct uco_rt *rt);
 
 /* ---- debug mode: slow tasks and tasks never joined ---- */
 
@@ -81,17 +86,43 @@ static struct coro *enter(struct uco_rt *rt, uco_task *next)
     return &next->ctx;
 }
 
+/* The pass is over and the task leaving cannot go on.  When all the loop
+ * would do before the next pass is a poll (no spare stack to unmap while
+ * idle), it is done here, on that task's stack, and the next pass starts
+ * from here: a task awaiting alone resumes without two switches through
+ * the loop's context, and a yield ping-pong never enters it.  NULL sends
+ * the caller to the loop, which also decides about idle, deadlock and
+ * exit. */
+static __attribute__((noinline)) uco_task *poll_inline(struct uco_rt *rt)
+{
+    bool block = !rt->runq_head;
+    if (block && rt->pool.nspare)
+        return NULL;
+    uco_task *self = rt->current;
+    rt->current = NULL; /* completion handlers run as in the loop */
+    reactor_poll(rt, block);
+    timers_fire(rt);
+    rt->current = self;
+    return pass_begin(rt);
+}
+
 /* Leaves the running task `from` (already queued or parked) for the next
- * runnable task, directly, without a trip through the loop: one switch
- * per hand-off.  The loop gets control back when the pass ends. */
+ * runnable task, directly: one switch per hand-off, none when `from` is
+ * the next to run. */
 static void switch_from(struct uco_rt *rt, uco_task *from)
 {
     if (unlikely(rt->debug))
         debug_leave(rt, from);
-    uco_task *next = next_in_pass(rt);
+    uco_task *next = rt->pass;
+    if (likely(next))
+        rt->pass = next->next;
+    else
+        next = poll_inline(rt);
     if (next == from) {
         rt->current = from;
         from->state = T_RUNNING;
+        if (unlikely(rt->debug))
+            from->run_since = uco_now();
         return;
     }
     coro_switch(&from->ctx, enter(rt, next));
@@ -164,11 +195,18 @@ static int task_create(struct uco_rt *rt, uco_fn fn, void *arg, size_t size, uco
         free(t);
         return ret;
     }
-    coro_init(&t->ctx, stack_lo(&t->stack), stack_usable(&t->stack), task_entry, t);
+    t->id = ++rt->next_id;
+    /* Stacks are page-aligned, so the top frames of all tasks would fall
+     * into the same few L1 sets and evict each other after 8 tasks (a pass
+     * over 64 awaiting tasks missed twice per switch).  Large stacks leave
+     * the top (id % 64) lines unused instead, so the frames spread over
+     * every set; a 4 KiB loss on 128 KiB or more. */
+    size_t usable = stack_usable(&t->stack);
+    size_t color = usable >= STACK_COLOR_MIN ? (size_t)(t->id % 32) * 64 : 0;
+    coro_init(&t->ctx, stack_lo(&t->stack), usable - color, task_entry, t);
     t->rt = rt;
     t->fn = fn;
     t->arg = arg;
-    t->id = ++rt->next_id;
     all_link(rt, t);
     rt->live++;
     sched_wake(rt, t);
@@ -609,29 +647,32 @@ static void sched_loop(struct uco_rt *rt)
             stack_unmap(&rt->dead);
         if (!rt->live)
             return;
-        bool block = !rt->runq_head;
-        if (block && rt->pool.nspare) {
-            /* Idle: unmap spare stacks a few at a time, polling between
-             * batches, and block only once they are all gone. */
-            stack_pool_trim(&rt->pool, 16);
-            block = rt->pool.nspare == 0;
-        }
-        unsigned inflight = reactor_poll(rt, block);
-        timers_fire(rt);
-        if (!rt->runq_head) {
-            if (!block || inflight)
-                continue;
-            if (rt->timers) {
-                sleep_until_timer(rt);
-                continue;
+        /* A pass cut short to unmap a finished task's stack goes on. */
+        uco_task *t = next_in_pass(rt);
+        if (!t) {
+            bool block = !rt->runq_head;
+            if (block && rt->pool.nspare) {
+                /* Idle: unmap spare stacks a few at a time, polling between
+                 * batches, and block only once they are all gone. */
+                stack_pool_trim(&rt->pool, 16);
+                block = rt->pool.nspare == 0;
             }
-            rt->deadlock = true;
-            fprintf(stderr, "uco: deadlock: %zu task(s) parked with nothing in flight "
-                            "that could wake them\n", rt->live);
-            return;
+            unsigned inflight = reactor_poll(rt, block);
+            timers_fire(rt);
+            t = pass_begin(rt);
+            if (!t) {
+                if (!block || inflight)
+                    continue;
+                if (rt->timers) {
+                    sleep_until_timer(rt);
+                    continue;
+                }
+                rt->deadlock = true;
+                fprintf(stderr, "uco: deadlock: %zu task(s) parked with nothing in flight "
+                                "that could wake them\n", rt->live);
+                return;
+            }
         }
-        rt->budget = rt->runq_len - 1;
-        uco_task *t = runq_pop(rt);
         coro_switch(&rt->sched_ctx, enter(rt, t));
         rt->current = NULL;
     }
