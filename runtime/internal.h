@@ -214,6 +214,8 @@ struct uco_rt {
     uco_task *current;     /* NULL while the loop itself runs */
     uco_task *runq_head, *runq_tail; /* runnable, for the next pass */
     uco_task *pass;        /* the rest of the pass being run, in order */
+    unsigned inflight;     /* awaited operations not yet completed (kept by
+                              the reactor; the loop skips polling at 0) */
     size_t live;           /* tasks not finished */
     uco_task *all;
     uint64_t next_id;

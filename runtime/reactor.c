@@ -10,7 +10,6 @@
 
 struct reactor {
     struct io_uring ring;
-    unsigned inflight;    /* awaited operations not yet completed */
     unsigned setup_flags; /* what the kernel accepted (compat.c) */
     /* Timed waits: the timeout goes with io_uring_enter (EXT_ARG, 5.11+);
      * older kernels get an absolute IORING_OP_TIMEOUT for the earliest
@@ -79,7 +78,7 @@ static unsigned reap(struct uco_rt *rt)
         } else {
             if (!(flags & IORING_CQE_F_MORE)) {
                 op->done = true;
-                r->inflight--;
+                rt->inflight--;
             }
             if (op->handler) {
                 op->handler(rt, op, res, flags);
@@ -135,7 +134,7 @@ static __attribute__((noinline)) int wait_timed(struct uco_rt *rt, unsigned wait
     }
     uint64_t now = uco_now();
     if (until <= now) /* a timer is due: do not wait */
-        return rt->reactor->inflight ? io_uring_submit_and_get_events(ring)
+        return rt->inflight ? io_uring_submit_and_get_events(ring)
                                      : io_uring_submit(ring);
     uint64_t left = until - now;
     struct __kernel_timespec ts = {.tv_sec = (long long)(left / 1000000000u),
@@ -157,7 +156,7 @@ static int submit(struct uco_rt *rt, unsigned wait, uint64_t until)
             ret = wait_timed(rt, wait, until);
         } else if (wait) {
             ret = io_uring_submit_and_wait(ring, wait);
-        } else if (rt->reactor->inflight) {
+        } else if (rt->inflight) {
             ret = io_uring_submit_and_get_events(ring); /* runs deferred work */
         } else {
             ret = io_uring_submit(ring);
@@ -186,14 +185,14 @@ static __attribute__((noreturn)) void ring_broken(int err)
 unsigned reactor_poll(struct uco_rt *rt, bool block)
 {
     struct reactor *r = rt->reactor;
-    if (!block && !r->inflight && !io_uring_sq_ready(&r->ring))
+    if (!block && !rt->inflight && !io_uring_sq_ready(&r->ring))
         return 0;
-    bool wait = block && r->inflight;
+    bool wait = block && rt->inflight;
     int ret = submit(rt, wait, wait ? sched_next_timer(rt) : 0);
     if (ret < 0)
         ring_broken(ret);
     reap_all(rt);
-    return r->inflight;
+    return rt->inflight;
 }
 
 /* A full SQ is submitted and retried, never dropped. */
@@ -241,7 +240,7 @@ void reactor_arm(struct uco_rt *rt, struct io_uring_sqe *sqe, struct uco_op *op)
 {
     op->done = false;
     io_uring_sqe_set_data(sqe, op);
-    rt->reactor->inflight++;
+    rt->inflight++;
 }
 
 void reactor_cancel(struct uco_rt *rt, struct uco_op *op)
@@ -333,7 +332,7 @@ static inline __attribute__((always_inline)) int await_op(struct io_uring_sqe *s
     op.handler = NULL;
     op.done = false;
     io_uring_sqe_set_data(sqe, &op);
-    rt->reactor->inflight++;
+    rt->inflight++;
     self->io = &op;
     sched_park(rt, T_PARKED_IO);
     self->io = NULL;

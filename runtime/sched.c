@@ -98,6 +98,8 @@ static __attribute__((noinline)) uco_task *poll_inline(struct uco_rt *rt)
     bool block = !rt->runq_head;
     if (block && rt->pool.nspare)
         return NULL;
+    if (!block && !rt->inflight && !rt->timers) /* nothing to poll or fire */
+        return pass_begin(rt);
     uco_task *self = rt->current;
     rt->current = NULL; /* completion handlers run as in the loop */
     reactor_poll(rt, block);
@@ -109,7 +111,7 @@ static __attribute__((noinline)) uco_task *poll_inline(struct uco_rt *rt)
 /* Leaves the running task `from` (already queued or parked) for the next
  * runnable task, directly: one switch per hand-off, none when `from` is
  * the next to run. */
-static void switch_from(struct uco_rt *rt, uco_task *from)
+static inline __attribute__((always_inline)) void switch_from(struct uco_rt *rt, uco_task *from)
 {
     if (unlikely(rt->debug))
         debug_leave(rt, from);
