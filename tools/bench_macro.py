@@ -426,6 +426,15 @@ def http_suite(build, configs, repeats, duration, tmp):
     return results, skipped
 
 
+def git_commit():
+    """The source the binaries were built from, as git describes it."""
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 # ---- main --------------------------------------------------------------------
 
 def main():
@@ -461,6 +470,7 @@ def main():
             http, http_skipped = http_suite(a.build, http_cfg, repeats, duration, tmp)
     doc = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),
+        "commit": git_commit(),
         "cpus": NCPU, "kernel": os.uname().release, "placement": placement,
         "repeats": repeats, "duration_s": duration, "warmup_s": warmup, "full": a.full,
         "load_generators": {"echo": "uco-load (build/tools/uco-load)", "http": "wrk -t1"},

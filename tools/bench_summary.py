@@ -322,7 +322,8 @@ def main():
     lines = [micro_text.rstrip(), ""]
     if macro:
         lines += ["# Servers under load", "",
-                  f"Run {macro['date']} on {macro['host']} ({macro['cpus']} CPUs, kernel "
+                  f"Run {macro['date']} on {macro['host']} at commit {macro.get('commit', '?')} "
+                  f"({macro['cpus']} CPUs, kernel "
                   f"{macro['kernel']}); {macro['placement']}. Each cell: median of "
                   f"{macro['repeats']} interleaved runs of {macro['duration_s']} s (after a "
                   f"{macro['warmup_s']} s warm-up that is not counted), [min – max]. Echo load: "
