@@ -215,6 +215,13 @@ ssize_t uco_read(int fd, void *buf, size_t len, int64_t offset);
 ssize_t uco_write(int fd, const void *buf, size_t len, int64_t offset);
 ssize_t uco_readv(int fd, const struct iovec *iov, int iovcnt, int64_t offset);
 ssize_t uco_writev(int fd, const struct iovec *iov, int iovcnt, int64_t offset);
+/* splice(2): moves up to len bytes from fd_in to fd_out inside the kernel;
+ * one must be a pipe (offset -1).  Returns bytes moved (may be short), 0 at
+ * end of input, -EINVAL without a pipe, -ESPIPE for an offset on a pipe,
+ * -EAGAIN only with SPLICE_F_NONBLOCK.  Deadlines hold while it waits for a
+ * pipe or an O_NONBLOCK socket; a blocking socket end ignores them. */
+ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
+                   unsigned flags);
 /* Writes all len bytes (advancing offset unless it is -1): returns len, or
  * -errno with *done (may be NULL) telling how many bytes were written. */
 ssize_t uco_write_all(int fd, const void *buf, size_t len, int64_t offset, size_t *done);

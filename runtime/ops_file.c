@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include "internal.h"
@@ -68,6 +69,46 @@ ssize_t uco_writev(int fd, const struct iovec *iov, int iovcnt, int64_t offset)
     GET_SQE(sqe);
     io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)offset);
     return uco_await(sqe);
+}
+
+/* Linux's internal "restart the call" errno, which a splice interrupted in
+ * an io-wq worker reports as its result. */
+#define ERESTARTSYS 512
+
+static ssize_t splice_once(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
+                           unsigned len, unsigned flags)
+{
+    GET_SQE(sqe);
+    io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, len, flags);
+    int ret = uco_await(sqe);
+    if (ret == -ERESTARTSYS) {
+        /* Only uco_cancel reaches a splice blocked in the kernel; the
+         * await took it for a completed operation and kept it pending. */
+        uco_task *self = uco_rt_cur->current;
+        if (!self->cancel_pending)
+            return -EINTR;
+        self->cancel_pending = false;
+        return -ECANCELED;
+    }
+    return ret;
+}
+
+/* io_uring runs every splice in an io-wq worker, and a linked timeout never
+ * interrupts one blocked there.  So the pipe end is made non-blocking and
+ * the waiting, where deadlines and cancellation hold, is done by polls. */
+ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
+                   unsigned flags)
+{
+    for (;;) {
+        ssize_t ret = splice_once(fd_in, off_in, fd_out, off_out, rw_len(len),
+                                  flags | SPLICE_F_NONBLOCK);
+        if (ret != -EAGAIN || (flags & SPLICE_F_NONBLOCK))
+            return ret;
+        /* Either end may be the one not ready; a ready one costs a poll
+         * that completes at once. */
+        if ((ret = uco_wait_fd(fd_in, POLLIN)) < 0 || (ret = uco_wait_fd(fd_out, POLLOUT)) < 0)
+            return ret;
+    }
 }
 
 ssize_t uco_write_all(int fd, const void *buf, size_t len, int64_t offset, size_t *done)

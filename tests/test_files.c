@@ -5,6 +5,7 @@
 #include <linux/openat2.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -219,6 +220,184 @@ START_TEST(test_write_all_moves_a_megabyte_through_a_pipe)
 }
 END_TEST
 
+#define SPLICE_SRC 200000
+
+static unsigned char pattern_at(size_t i) { return (unsigned char)(i * 13 + (i >> 11)); }
+
+/* Receives exactly len bytes (a stream socket may return them in pieces). */
+static void recv_exact(int fd, unsigned char *buf, size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t n = uco_recv(fd, buf + got, len - got, 0);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+    }
+}
+
+static intptr_t splice_main(void *arg)
+{
+    (void)arg;
+    unsigned char *src = malloc(SPLICE_SRC), *got = malloc(SPLICE_SRC);
+    for (size_t i = 0; i < SPLICE_SRC; i++)
+        src[i] = pattern_at(i);
+    int f = uco_open(path("src"), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    int dst = uco_open(path("dst"), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    ck_assert_int_ge(f, 0);
+    ck_assert_int_ge(dst, 0);
+    ck_assert_int_eq(uco_write_all(f, src, SPLICE_SRC, 0, NULL), SPLICE_SRC);
+    int p[2], sv[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+
+    /* file at an offset -> pipe -> socket: the exact bytes arrive */
+    ck_assert_int_eq(uco_splice(f, 1000, p[1], -1, 5000, 0), 5000);
+    ck_assert_int_eq(uco_splice(p[0], -1, sv[0], -1, 5000, 0), 5000);
+    recv_exact(sv[1], got, 5000);
+    ck_assert_int_eq(memcmp(got, src + 1000, 5000), 0);
+
+    /* file -> pipe -> file at an offset: short at the end of the file */
+    ck_assert_int_eq(uco_splice(f, 150000, p[1], -1, 100000, 0), SPLICE_SRC - 150000);
+    ck_assert_int_eq(uco_splice(p[0], -1, dst, 777, SPLICE_SRC - 150000, 0), SPLICE_SRC - 150000);
+    ck_assert_int_eq(uco_read(dst, got, SPLICE_SRC, 777), SPLICE_SRC - 150000);
+    ck_assert_int_eq(memcmp(got, src + 150000, SPLICE_SRC - 150000), 0);
+
+    /* offset -1 reads at, and moves, the file position */
+    ck_assert_int_eq(lseek(f, 10, SEEK_SET), 10);
+    ck_assert_int_eq(uco_splice(f, -1, p[1], -1, 100, 0), 100);
+    ck_assert_int_eq(lseek(f, 0, SEEK_CUR), 110);
+    ck_assert_int_eq(uco_read(p[0], got, 100, -1), 100);
+    ck_assert_int_eq(memcmp(got, src + 10, 100), 0);
+
+    /* end of file; the errors splice(2) reports */
+    ck_assert_int_eq(uco_splice(f, SPLICE_SRC, p[1], -1, 10, 0), 0);
+    ck_assert_int_eq(uco_splice(12345, 0, p[1], -1, 10, 0), -EBADF);
+    ck_assert_int_eq(uco_splice(p[0], -1, -1, -1, 10, 0), -EBADF);
+    ck_assert_int_eq(uco_splice(f, 0, dst, 0, 10, 0), -EINVAL);   /* no pipe */
+    ck_assert_int_eq(uco_splice(f, 0, p[1], 5, 10, 0), -ESPIPE);  /* offset on a pipe */
+    /* an empty pipe with SPLICE_F_NONBLOCK does not wait */
+    ck_assert_int_eq(uco_splice(p[0], -1, sv[0], -1, 10, SPLICE_F_NONBLOCK), -EAGAIN);
+
+    int fds[] = {f, dst, p[0], p[1], sv[0], sv[1]};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        ck_assert_int_eq(uco_close(fds[i]), 0);
+    free(src);
+    free(got);
+    return 0;
+}
+
+START_TEST(test_splice_moves_exact_bytes_between_file_pipe_and_socket)
+{
+    make_dir();
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(splice_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+    remove_dir();
+}
+END_TEST
+
+struct splicer {
+    int in, out;
+    ssize_t res;
+    int next_await;
+};
+
+static intptr_t splicer_task(void *arg)
+{
+    struct splicer *s = arg;
+    s->res = uco_splice(s->in, -1, s->out, -1, 4096, 0);
+    s->next_await = uco_yield();
+    return 0;
+}
+
+static intptr_t late_writer(void *arg)
+{
+    uco_sleep(UCO_MSEC(20));
+    return uco_write(*(int *)arg, "abc", 3, -1);
+}
+
+/* Cancels a splice parked in s; it must end with -ECANCELED at once and
+ * the task's next await must run normally. */
+static void cancel_splicer(struct splicer *s)
+{
+    uco_task *t = uco_spawn(splicer_task, s);
+    uco_sleep(UCO_MSEC(20));
+    double t0 = now_sec();
+    ck_assert_int_eq(uco_cancel(t), 1);
+    ck_assert_int_eq(uco_join(t, NULL), 0);
+    ck_assert_int_eq(s->res, -ECANCELED);
+    ck_assert_int_eq(s->next_await, 0);
+    ck_assert(now_sec() - t0 < 1.0);
+}
+
+static void expect_timeout(int in, int64_t off_in, int out)
+{
+    uint64_t saved;
+    double t0 = now_sec();
+    ck_assert_int_eq(uco_timeout_begin(UCO_MSEC(50), &saved), 0);
+    ssize_t r = uco_splice(in, off_in, out, -1, 4096, 0);
+    ck_assert_int_eq(uco_timeout_end(saved), 0);
+    double dt = now_sec() - t0;
+    ck_assert_int_eq(r, -ETIMEDOUT);
+    ck_assert_msg(dt >= 0.045 && dt < 0.5, "timed out after %.3f s", dt);
+    ck_assert_int_eq(uco_yield(), 0);
+}
+
+static intptr_t splice_wait_main(void *arg)
+{
+    (void)arg;
+    int p[2], sv[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int f = uco_open(path("f"), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    ck_assert_int_eq(uco_write(f, "0123456789", 10, 0), 10);
+
+    /* An empty pipe parks the splice; other tasks run; data wakes it. */
+    uco_task *w = uco_spawn(late_writer, &p[1]);
+    ck_assert_int_eq(uco_splice(p[0], -1, sv[0], -1, 4096, 0), 3);
+    intptr_t wr;
+    ck_assert_int_eq(uco_join(w, &wr), 0);
+    ck_assert_int_eq(wr, 3);
+    char b[4] = {0};
+    ck_assert_int_eq(uco_recv(sv[1], b, 3, 0), 3);
+    ck_assert_str_eq(b, "abc");
+
+    /* Deadlines: waiting for an empty pipe, and for room in a full one. */
+    expect_timeout(p[0], -1, sv[0]);
+    int cap = fcntl(p[1], F_GETPIPE_SZ);
+    char *fill = calloc(1, (size_t)cap);
+    ck_assert_int_eq(uco_write_all(p[1], fill, (size_t)cap, -1, NULL), cap);
+    expect_timeout(f, 0, p[1]);
+    ck_assert_int_eq(uco_read(p[0], fill, (size_t)cap, -1), cap); /* empty again */
+
+    /* Cancellation: parked on the empty pipe ... */
+    struct splicer s = {.in = p[0], .out = sv[0]};
+    cancel_splicer(&s);
+    /* ... and blocked in the kernel on a full blocking socket (the pipe has
+     * data, the socket has no room: the worker sleeps in sendmsg). */
+    ck_assert_int_eq(fcntl(sv[0], F_SETFL, 0), 0);
+    while (send(sv[0], fill, (size_t)cap, MSG_DONTWAIT) > 0)
+        ;
+    ck_assert_int_eq(uco_write(p[1], "xyz", 3, -1), 3);
+    s = (struct splicer){.in = p[0], .out = sv[0]};
+    cancel_splicer(&s);
+
+    free(fill);
+    int fds[] = {f, p[0], p[1], sv[0], sv[1]};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        ck_assert_int_eq(uco_close(fds[i]), 0);
+    return 0;
+}
+
+START_TEST(test_splice_waits_honour_deadlines_and_cancellation)
+{
+    make_dir();
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(splice_wait_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+    remove_dir();
+}
+END_TEST
+
 START_TEST(test_file_calls_outside_a_coroutine_return_eperm)
 {
     char b[1];
@@ -226,6 +405,7 @@ START_TEST(test_file_calls_outside_a_coroutine_return_eperm)
     ck_assert_int_eq(uco_read(0, b, 1, 0), -EPERM);
     ck_assert_int_eq(uco_close(0), -EPERM);
     ck_assert_int_eq(uco_mkdir("/tmp/x", 0), -EPERM);
+    ck_assert_int_eq(uco_splice(0, -1, 1, -1, 1, 0), -EPERM);
 }
 END_TEST
 
@@ -238,6 +418,8 @@ int main(void)
     tcase_add_test(tc, test_file_errors_are_reported);
     tcase_add_test(tc, test_openat2_resolve_beneath_keeps_opens_inside);
     tcase_add_test(tc, test_write_all_moves_a_megabyte_through_a_pipe);
+    tcase_add_test(tc, test_splice_moves_exact_bytes_between_file_pipe_and_socket);
+    tcase_add_test(tc, test_splice_waits_honour_deadlines_and_cancellation);
     tcase_add_test(tc, test_file_calls_outside_a_coroutine_return_eperm);
     suite_add_tcase(s, tc);
     return run_suite(s);
