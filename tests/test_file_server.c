@@ -513,6 +513,94 @@ START_TEST(test_single_ranges_give_206_and_unsatisfiable_ones_416)
 }
 END_TEST
 
+/* Big bodies are spliced through the connection's pipe, small ones copied:
+ * mixed and pipelined on one connection, every byte lands in its place. */
+START_TEST(test_pipelined_big_and_small_bodies_share_a_connection_byte_exact)
+{
+    struct rd *r = rd_open(shared.port);
+    send_str(r->fd, "GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=3000000-4999999\r\n\r\n"
+                    "GET /four.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=-131000\r\n\r\n"
+                    "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct resp o;
+    char v[64];
+    ck_assert_int_eq(read_resp(r, &o, false), 0);
+    ck_assert_int_eq(o.status, 206);
+    ck_assert_uint_eq(o.body_len, 2000000);
+    ck_assert(memcmp(o.body, big + 3000000, 2000000) == 0);
+    resp_free(&o);
+    ck_assert_int_eq(read_resp(r, &o, false), 0);
+    ck_assert_uint_eq(o.body_len, 4096);
+    resp_free(&o);
+    ck_assert_int_eq(read_resp(r, &o, false), 0);
+    ck_assert_int_eq(o.status, 200);
+    ck_assert_uint_eq(o.body_len, BIG_SIZE);
+    ck_assert(memcmp(o.body, big, BIG_SIZE) == 0);
+    resp_free(&o);
+    ck_assert_int_eq(read_resp(r, &o, true), 0);
+    ck_assert_str_eq(hdr(&o, "Content-Length", v, sizeof(v)), "10485760");
+    resp_free(&o);
+    ck_assert_int_eq(read_resp(r, &o, false), 0); /* just under one buffer: copied */
+    ck_assert_int_eq(o.status, 206);
+    ck_assert_uint_eq(o.body_len, 131000);
+    ck_assert(memcmp(o.body, big + BIG_SIZE - 131000, 131000) == 0);
+    resp_free(&o);
+    ck_assert_int_eq(read_resp(r, &o, false), 0);
+    ck_assert_str_eq(o.body, "hello world\n");
+    resp_free(&o);
+    rd_close(r);
+}
+END_TEST
+
+/* A file cut short while it is being sent: the promised Content-Length can
+ * no longer be met, so the connection ends early (never padded, never a
+ * hang) and the server goes on serving. */
+START_TEST(test_a_file_shrinking_mid_response_closes_the_connection)
+{
+    enum { SIZE = 32 << 20 };
+    unsigned char *data = malloc(SIZE);
+    fill_pattern(data, SIZE, 32);
+    write_file("shrink.bin", data, SIZE);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 65536; /* the server stalls on a full socket long before the end */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)shared.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    send_str(fd, "GET /shrink.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    char buf[65536];
+    size_t got = 0;
+    char *end = NULL;
+    while (!end) {
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+        buf[got] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    ck_assert_ptr_nonnull(strstr(buf, "Content-Length: 33554432\r\n"));
+    size_t total = got - (size_t)(end + 4 - buf);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/shrink.bin", root);
+    ck_assert_int_eq(truncate(path, 1000), 0);
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+        total += (size_t)n;
+    ck_assert_msg(n == 0 || errno == ECONNRESET, "recv: %s", strerror(errno));
+    ck_assert_msg(total < SIZE, "got all %zu bytes of a truncated file", total);
+    close(fd);
+    unlink(path);
+    free(data);
+    struct resp o;
+    ck_assert_int_eq(get(shared.port, "GET /four.bin HTTP/1.1\r\nHost: t\r\n\r\n", &o), 200);
+    resp_free(&o);
+}
+END_TEST
+
 START_TEST(test_if_modified_since_gives_304)
 {
     struct resp o;
@@ -1036,6 +1124,8 @@ int main(void)
     tcase_add_test(tc, test_keep_alive_serves_two_requests_on_one_connection);
     tcase_add_test(tc, test_pipelined_requests_are_answered_in_order);
     tcase_add_test(tc, test_single_ranges_give_206_and_unsatisfiable_ones_416);
+    tcase_add_test(tc, test_pipelined_big_and_small_bodies_share_a_connection_byte_exact);
+    tcase_add_test(tc, test_a_file_shrinking_mid_response_closes_the_connection);
     tcase_add_test(tc, test_if_modified_since_gives_304);
     tcase_add_test(tc, test_content_type_follows_the_extension);
     tcase_add_test(tc, test_directories_serve_index_html_and_redirect_to_the_slash);
