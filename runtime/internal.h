@@ -193,6 +193,7 @@ struct uco_task {
     struct uco_op *io;    /* the operation the task is parked on */
     uco_task *next;       /* run queue */
     struct coro ctx;      /* ctx.sp is the hot field */
+    struct uco_op aop;    /* the await in flight (task, handler set at spawn) */
     struct stack stack;
     struct uco_rt *rt;
     uco_fn fn;

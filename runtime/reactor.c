@@ -294,6 +294,18 @@ static int await_result(uco_task *self, const struct uco_op *op)
     return op->res;
 }
 
+/* The task's own op for an await: a task has one await in flight at a
+ * time and stays parked until its final completion, so the op can live
+ * in the task rather than on its stack.  Reaping then writes the result
+ * beside the task's state, in memory shared with the other tasks, and
+ * does not touch 64 stacks' pages for 64 completions. */
+static inline struct uco_op *task_op(uco_task *self)
+{
+    struct uco_op *op = &self->aop;
+    *op = (struct uco_op){.task = self};
+    return op;
+}
+
 /* An await with a cancellation pending or a deadline scope open. */
 static __attribute__((noinline)) int await_slow(struct uco_rt *rt, uco_task *self,
                                                 struct io_uring_sqe *sqe, unsigned *cqe_flags)
@@ -305,11 +317,11 @@ static __attribute__((noinline)) int await_slow(struct uco_rt *rt, uco_task *sel
         io_uring_sqe_set_data(sqe, NULL);
         return ret;
     }
-    struct uco_op op = {.task = self};
-    park_on(rt, self, sqe, &op, T_PARKED_IO, self->deadline);
+    struct uco_op *op = task_op(self);
+    park_on(rt, self, sqe, op, T_PARKED_IO, self->deadline);
     if (cqe_flags)
-        *cqe_flags = op.flags;
-    return await_result(self, &op);
+        *cqe_flags = op->flags;
+    return await_result(self, op);
 }
 
 /* Both public awaits, inlined into each: uco_await then costs no extra
@@ -327,30 +339,28 @@ static inline __attribute__((always_inline)) int await_op(struct io_uring_sqe *s
         return await_slow(rt, self, sqe, cqe_flags);
     /* The common case: no check to make, no linked timeout.  Only the
      * fields the reactor reads before completion are set. */
-    struct uco_op op;
-    op.task = self;
-    op.handler = NULL;
-    op.done = false;
-    io_uring_sqe_set_data(sqe, &op);
+    struct uco_op *op = &self->aop;
+    op->done = false;
+    io_uring_sqe_set_data(sqe, op);
     rt->inflight++;
-    self->io = &op;
+    self->io = op;
     sched_park(rt, T_PARKED_IO);
     self->io = NULL;
     if (cqe_flags)
-        *cqe_flags = op.flags;
-    return await_result(self, &op);
+        *cqe_flags = op->flags;
+    return await_result(self, op);
 }
 
 int reactor_await_always(struct uco_rt *rt, struct io_uring_sqe *sqe)
 {
     uco_task *self = rt->current;
-    struct uco_op op = {.task = self};
-    park_on(rt, self, sqe, &op, T_PARKED_IO, 0);
+    struct uco_op *op = task_op(self);
+    park_on(rt, self, sqe, op, T_PARKED_IO, 0);
     if (self->cancelling) { /* cancelled meanwhile: deliver it later */
         self->cancelling = false;
         self->cancel_pending = true;
     }
-    return op.res;
+    return op->res;
 }
 
 struct io_uring *reactor_ring(struct uco_rt *rt)

@@ -206,6 +206,7 @@ static int task_create(struct uco_rt *rt, uco_fn fn, void *arg, size_t size, uco
     size_t usable = stack_usable(&t->stack);
     size_t color = usable >= STACK_COLOR_MIN ? (size_t)(t->id % 32) * 64 : 0;
     coro_init(&t->ctx, stack_lo(&t->stack), usable - color, task_entry, t);
+    t->aop.task = t; /* handler stays NULL: a plain await wakes its task */
     t->rt = rt;
     t->fn = fn;
     t->arg = arg;
