@@ -206,7 +206,10 @@ def gnuplot(script, chartdir):
 HEAD = ("set terminal pngcairo size 1100,560 font 'DejaVu Sans,10' noenhanced\n"
         "set style data histograms\nset style histogram errorbars gap 2 lw 1\n"
         "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset grid ytics\n"
-        "set key outside right top\nset xtics nomirror\n")
+        "set key outside right top\nset xtics nomirror\n" +
+        "".join(f"set linetype {i + 1} lc rgb '{c}'\n" for i, c in enumerate(
+            ["#7b2cbf", "#2a9d8f", "#56b4e9", "#e69f00", "#f0e442", "#0072b2", "#d55e00",
+             "#333333", "#cc79a7", "#8c564b"])))
 
 
 def echo_chart(echo, chartdir, field, fname, title, ylabel, logscale=False):
