@@ -284,26 +284,39 @@ int uco_acceptor_close(uco_acceptor *a);
 
 /* A ring of provided buffers (IORING_REGISTER_PBUF_RING): the kernel picks
  * a buffer when data arrives, so idle connections hold no memory.  Each
- * buffer handed out must be given back with uco_buf_release(). */
+ * buffer handed out must be given back with uco_buf_release().  One ring
+ * can serve many streams (see below); nbufs is a power of 2, <= 32768. */
 typedef struct uco_bufring uco_bufring;
 int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out);
-int uco_bufring_destroy(uco_bufring *br); /* -EBUSY while buffers are out */
+/* -EBUSY while buffers are out or streams are open on br. */
+int uco_bufring_destroy(uco_bufring *br);
 void uco_buf_release(uco_bufring *br, unsigned id);
 /* One recv into a buffer of br: returns the length (0 at end of stream)
  * and sets *buf and *id, or -errno (-ENOBUFS when all buffers are out). */
 ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id);
 
 /* A multishot recv through br: uco_recv_stream_next() returns the next
- * chunk as uco_recv_buf() does, 0 at end of stream.  When the ring runs
- * dry the kernel ends the multishot with ENOBUFS; the stream re-arms it by
- * itself once buffers are released, and returns -ENOBUFS only when the
- * caller holds every buffer.  Falls back to one-shot recvs on kernels
- * without multishot recv. */
+ * chunk as uco_recv_buf() does, 0 at end of stream.  A stream holds at
+ * most max_bufs buffers (queued or handed out, not yet released; 0 means
+ * UCO_RECV_STREAM_BUFS; at most nbufs): at the cap its recv is stopped,
+ * and restarted when a release takes it below, so a reader that falls
+ * behind (or never reads) cannot drain a ring that other streams share;
+ * the peer is pushed back by TCP flow control.  Size a shared ring for
+ * max_bufs times the streams that may hold buffers at once.  When the
+ * ring runs dry the stream waits, without spinning, and streams are
+ * re-armed in the order they ran dry as buffers come back.  next()
+ * returns -ENOBUFS only when waiting would wait for the caller: it holds
+ * max_bufs buffers of this stream, or the ring is dry and no other stream
+ * holds any.  Falls back to one-shot recvs on kernels without multishot
+ * recv. */
+#define UCO_RECV_STREAM_BUFS 8
 typedef struct uco_recv_stream uco_recv_stream;
 int uco_recv_multishot(int fd, uco_bufring *br, uco_recv_stream **out);
+int uco_recv_multishot_max(int fd, uco_bufring *br, unsigned max_bufs, uco_recv_stream **out);
 ssize_t uco_recv_stream_next(uco_recv_stream *s, void **buf, unsigned *id);
 /* Stops the stream, waits for the kernel to let go and gives queued
- * buffers back; -EBUSY while a task waits in next(). */
+ * buffers back (buffers handed out stay the caller's to release); -EBUSY
+ * while a task waits in next(). */
 int uco_recv_stream_close(uco_recv_stream *s);
 
 /* ------------------------------------------------------------------ */

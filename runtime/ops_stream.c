@@ -163,13 +163,21 @@ int uco_acceptor_close(uco_acceptor *a)
 
 /* ---- provided buffer rings ---- */
 
+struct uco_recv_stream;
+
 struct uco_bufring {
     struct uco_rt *rt;
     struct io_uring_buf_ring *ring;
     size_t ring_bytes;
     char *bufs;
     size_t buf_size;
-    unsigned nbufs, out;
+    unsigned nbufs, out;         /* out: taken by the kernel, not yet released */
+    unsigned stream_held;        /* ... of which streams hold this many */
+    unsigned nstreams;
+    struct uco_recv_stream **owner; /* the stream each buffer out belongs to */
+    /* Streams whose recv ended with ENOBUFS, re-armed first come first
+     * served as buffers come back. */
+    struct uco_recv_stream *dry_head, *dry_tail;
     unsigned short bgid;
 };
 
@@ -177,6 +185,15 @@ struct uco_bufring {
 static unsigned short next_bgid(struct uco_rt *rt)
 {
     return (unsigned short)(++rt->bgid_seq);
+}
+
+static void br_free(struct uco_bufring *br)
+{
+    if (br->ring != MAP_FAILED)
+        munmap(br->ring, br->ring_bytes);
+    free(br->bufs);
+    free(br->owner);
+    free(br);
 }
 
 int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
@@ -194,11 +211,9 @@ int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
     br->ring = mmap(NULL, br->ring_bytes, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     br->bufs = malloc(nbufs * buf_size);
-    if (br->ring == MAP_FAILED || !br->bufs) {
-        if (br->ring != MAP_FAILED)
-            munmap(br->ring, br->ring_bytes);
-        free(br->bufs);
-        free(br);
+    br->owner = calloc(nbufs, sizeof(*br->owner));
+    if (br->ring == MAP_FAILED || !br->bufs || !br->owner) {
+        br_free(br);
         return -ENOMEM;
     }
     br->rt = rt;
@@ -214,9 +229,7 @@ int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
         ret = io_uring_register_buf_ring(reactor_ring(rt), &reg, 0);
     }
     if (ret < 0) {
-        munmap(br->ring, br->ring_bytes);
-        free(br->bufs);
-        free(br);
+        br_free(br);
         return ret;
     }
     for (unsigned i = 0; i < nbufs; i++)
@@ -227,72 +240,16 @@ int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
     return 0;
 }
 
-void uco_buf_release(uco_bufring *br, unsigned id)
-{
-    if (!br || id >= br->nbufs || !br->out)
-        return;
-    io_uring_buf_ring_add(br->ring, br->bufs + (size_t)id * br->buf_size,
-                          (unsigned)br->buf_size, (unsigned short)id,
-                          io_uring_buf_ring_mask(br->nbufs), 0);
-    io_uring_buf_ring_advance(br->ring, 1);
-    br->out--;
-}
-
 int uco_bufring_destroy(uco_bufring *br)
 {
     if (!br)
         return -EINVAL;
-    if (br->out)
+    if (br->out || br->nstreams)
         return -EBUSY;
     if (uco_rt_cur == br->rt)
         io_uring_unregister_buf_ring(reactor_ring(br->rt), br->bgid);
-    munmap(br->ring, br->ring_bytes);
-    free(br->bufs);
-    free(br);
+    br_free(br);
     return 0;
-}
-
-/* A completion that carries a buffer: hand it out, or give it straight
- * back when there is nothing in it. */
-static ssize_t take_buf(uco_bufring *br, int res, unsigned flags, void **buf, unsigned *id)
-{
-    *buf = NULL;
-    *id = 0;
-    if (!(flags & IORING_CQE_F_BUFFER))
-        return res;
-    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    br->out++;
-    if (res <= 0) {
-        uco_buf_release(br, bid);
-        return res;
-    }
-    *buf = br->bufs + (size_t)bid * br->buf_size;
-    *id = bid;
-    vg_defined(*buf, (size_t)res);
-    return res;
-}
-
-static void prep_recv_select(struct io_uring_sqe *sqe, int fd, uco_bufring *br, bool multi)
-{
-    if (multi)
-        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
-    else
-        io_uring_prep_recv(sqe, fd, NULL, br->buf_size, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = br->bgid;
-}
-
-ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id)
-{
-    if (!br || !buf || !id)
-        return -EINVAL;
-    if (br->rt != uco_rt_cur)
-        return -EPERM;
-    GET_SQE(sqe);
-    prep_recv_select(sqe, fd, br, false);
-    unsigned flags = 0;
-    int res = uco_await_flags(sqe, &flags);
-    return take_buf(br, res, flags, buf, id);
 }
 
 /* ---- multishot recv stream ---- */
@@ -309,39 +266,218 @@ struct uco_recv_stream {
     int fd;
     struct chunk *q; /* completions not yet taken: at most one per buffer + 1 */
     unsigned head, len, cap;
-    bool armed, oneshot, dry, eof;
+    unsigned held, max_held; /* buffers queued or handed out, and the cap */
+    bool armed, oneshot, eof;
+    bool nolimit; /* the kernel takes no byte limit on a multishot recv */
+    bool dry;    /* ended by ENOBUFS: on the ring's dry list */
+    bool capped; /* stopped at max_held: re-armed when a buffer comes back */
+    bool stopping; /* the cancel for the cap is on its way */
+    bool turn;   /* re-armed off the dry list, no buffer taken yet */
+    bool closing;
+    struct uco_recv_stream *dry_prev, *dry_next;
     struct waitq waiters;
 };
+
+static void dry_push(uco_bufring *br, struct uco_recv_stream *s, bool front)
+{
+    s->dry = true;
+    s->dry_prev = s->dry_next = NULL;
+    if (!br->dry_head) {
+        br->dry_head = br->dry_tail = s;
+    } else if (front) {
+        s->dry_next = br->dry_head;
+        br->dry_head->dry_prev = s;
+        br->dry_head = s;
+    } else {
+        s->dry_prev = br->dry_tail;
+        br->dry_tail->dry_next = s;
+        br->dry_tail = s;
+    }
+}
+
+static void dry_unlink(uco_bufring *br, struct uco_recv_stream *s)
+{
+    if (!s->dry)
+        return;
+    if (s->dry_prev)
+        s->dry_prev->dry_next = s->dry_next;
+    else
+        br->dry_head = s->dry_next;
+    if (s->dry_next)
+        s->dry_next->dry_prev = s->dry_prev;
+    else
+        br->dry_tail = s->dry_prev;
+    s->dry = false;
+    s->dry_prev = s->dry_next = NULL;
+}
+
+/* Arms the multishot recv.  POLL_FIRST: the kernel picks a buffer only
+ * once data is there, so ENOBUFS always means "data waiting, no buffer",
+ * and a stream re-armed for a returned buffer takes it (or ends).  The
+ * byte limit (Linux 6.17+, in the field file_index shares) ends the
+ * multishot once the stream's remaining allowance is filled: without it
+ * the kernel fills every buffer it can for a full socket before the
+ * cancel sent at the cap lands. */
+static void rs_arm(struct uco_recv_stream *s)
+{
+    dry_unlink(s->br, s);
+    struct io_uring_sqe *sqe = reactor_sqe(s->rt);
+    uco_bufring *br = s->br;
+    if (s->oneshot) {
+        io_uring_prep_recv(sqe, s->fd, NULL, br->buf_size, 0);
+    } else {
+        io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+        unsigned room = s->held < s->max_held ? s->max_held - s->held : 1;
+        uint64_t lim = (uint64_t)room * br->buf_size;
+        if (!s->nolimit)
+            sqe->file_index = lim > UINT32_MAX ? UINT32_MAX : (uint32_t)lim;
+    }
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = br->bgid;
+    reactor_arm(s->rt, sqe, &s->op);
+    s->armed = true;
+    s->capped = false;
+    s->stopping = false;
+    s->turn = false;
+}
+
+void uco_buf_release(uco_bufring *br, unsigned id)
+{
+    if (!br || id >= br->nbufs || !br->out)
+        return;
+    io_uring_buf_ring_add(br->ring, br->bufs + (size_t)id * br->buf_size,
+                          (unsigned)br->buf_size, (unsigned short)id,
+                          io_uring_buf_ring_mask(br->nbufs), 0);
+    io_uring_buf_ring_advance(br->ring, 1);
+    br->out--;
+    struct uco_recv_stream *s = br->owner[id];
+    bool here = uco_rt_cur == br->rt; /* arming needs the ring's own thread */
+    if (s) {
+        br->owner[id] = NULL;
+        s->held--;
+        br->stream_held--;
+        /* Below its cap again: a stopped stream starts receiving. */
+        if (here && s->capped && !s->armed && !s->closing && s->held < s->max_held)
+            rs_arm(s);
+    }
+    /* One buffer back, one stream waiting for a buffer re-armed: it has
+     * data waiting, so it takes this buffer or another stream did. */
+    if (here && br->dry_head) {
+        struct uco_recv_stream *w = br->dry_head;
+        rs_arm(w);
+        w->turn = true;
+    }
+}
+
+/* The kernel took buffer bid for s (or, s NULL, for a one-shot recv). */
+static void buf_taken(uco_bufring *br, struct uco_recv_stream *s, unsigned bid)
+{
+    br->out++;
+    if (s) {
+        br->owner[bid] = s;
+        s->held++;
+        br->stream_held++;
+    }
+}
+
+static void *buf_addr(uco_bufring *br, unsigned bid, int res)
+{
+    void *b = br->bufs + (size_t)bid * br->buf_size;
+    vg_defined(b, (size_t)res);
+    return b;
+}
+
+static void prep_recv_select(struct io_uring_sqe *sqe, int fd, uco_bufring *br)
+{
+    io_uring_prep_recv(sqe, fd, NULL, br->buf_size, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = br->bgid;
+}
+
+ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id)
+{
+    if (!br || !buf || !id)
+        return -EINVAL;
+    if (br->rt != uco_rt_cur)
+        return -EPERM;
+    GET_SQE(sqe);
+    prep_recv_select(sqe, fd, br);
+    unsigned flags = 0;
+    int res = uco_await_flags(sqe, &flags);
+    *buf = NULL;
+    *id = 0;
+    if (!(flags & IORING_CQE_F_BUFFER))
+        return res;
+    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    buf_taken(br, NULL, bid);
+    if (res <= 0) { /* nothing in it: straight back */
+        uco_buf_release(br, bid);
+        return res;
+    }
+    *buf = buf_addr(br, bid, res);
+    *id = bid;
+    return res;
+}
 
 static void rs_handler(struct uco_rt *rt, struct uco_op *op, int res, unsigned flags)
 {
     struct uco_recv_stream *s = container_of(op, struct uco_recv_stream, op);
+    uco_bufring *br = s->br;
     bool more = flags & IORING_CQE_F_MORE;
-    if (res == -ENOBUFS && !more) {
-        s->dry = true; /* re-armed by next() once buffers come back */
-    } else if (res == -EINVAL && !s->oneshot && !(flags & IORING_CQE_F_BUFFER) && !s->len) {
-        s->oneshot = true; /* no multishot recv in this kernel */
-    } else if (res != -ECANCELED || (flags & IORING_CQE_F_BUFFER)) {
-        s->q[(s->head + s->len++) % s->cap] = (struct chunk){res, flags};
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        buf_taken(br, s, bid);
+        s->turn = false;
+        if (res <= 0) { /* nothing in it: straight back */
+            flags &= ~IORING_CQE_F_BUFFER;
+            uco_buf_release(br, bid);
+        }
     }
     if (!more) {
         s->armed = false;
+        s->stopping = false;
+    }
+    if (res == -ENOBUFS && !more) {
+        /* At its cap anyway: its own releases restart it.  Otherwise it
+         * waits for a buffer, back at the front if it was re-armed for
+         * one and another stream took it first: it keeps its turn. */
+        s->capped = s->held >= s->max_held;
+        if (!s->closing && !s->capped)
+            dry_push(br, s, s->turn);
+        s->turn = false;
+    } else if (res == -EINVAL && !s->oneshot && !(flags & IORING_CQE_F_BUFFER) && !s->len) {
+        /* An older kernel: first without the byte limit (the cancel at
+         * the cap still holds), then without multishot recv. */
+        if (s->nolimit)
+            s->oneshot = true;
+        s->nolimit = true;
+    } else if (res != -ECANCELED) { /* ECANCELED: our own cancel, no data */
+        s->q[(s->head + s->len++) % s->cap] = (struct chunk){res, flags};
+        if (res <= 0)
+            s->capped = false; /* the stream ended: nothing to restart */
+        else if (!more)
+            s->capped = true; /* at its byte limit: restarted below the cap */
+    }
+    if (more && s->held >= s->max_held && !s->stopping && !s->closing) {
+        /* At its cap: stop the kernel filling buffers for a reader that
+         * does not keep up.  CQEs already on their way are queued. */
+        reactor_cancel(rt, &s->op);
+        s->stopping = true;
+        s->capped = true;
+    }
+    if (!more) {
+        /* Below the cap already (released before the cancel landed, or
+         * ended at the byte limit with room left): go on receiving. */
+        if (s->capped && !s->closing && s->held < s->max_held)
+            rs_arm(s);
         sched_wake_all(rt, &s->waiters, 0);
     } else {
         wake_first(rt, &s->waiters);
     }
 }
 
-static void rs_arm(struct uco_recv_stream *s)
-{
-    struct io_uring_sqe *sqe = reactor_sqe(s->rt);
-    prep_recv_select(sqe, s->fd, s->br, !s->oneshot);
-    reactor_arm(s->rt, sqe, &s->op);
-    s->armed = true;
-    s->dry = false;
-}
-
-int uco_recv_multishot(int fd, uco_bufring *br, uco_recv_stream **out)
+int uco_recv_multishot_max(int fd, uco_bufring *br, unsigned max_bufs, uco_recv_stream **out)
 {
     struct uco_rt *rt = uco_rt_cur;
     if (!rt || !rt->current)
@@ -350,6 +486,10 @@ int uco_recv_multishot(int fd, uco_bufring *br, uco_recv_stream **out)
         return -EINVAL;
     if (br->rt != rt)
         return -EPERM;
+    if (!max_bufs)
+        max_bufs = UCO_RECV_STREAM_BUFS;
+    if (max_bufs > br->nbufs)
+        max_bufs = br->nbufs;
     struct uco_recv_stream *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -362,10 +502,17 @@ int uco_recv_multishot(int fd, uco_bufring *br, uco_recv_stream **out)
     s->rt = rt;
     s->br = br;
     s->fd = fd;
+    s->max_held = max_bufs;
     s->op.handler = rs_handler;
+    br->nstreams++;
     rs_arm(s);
     *out = s;
     return 0;
+}
+
+int uco_recv_multishot(int fd, uco_bufring *br, uco_recv_stream **out)
+{
+    return uco_recv_multishot_max(fd, br, 0, out);
 }
 
 ssize_t uco_recv_stream_next(uco_recv_stream *s, void **buf, unsigned *id)
@@ -375,23 +522,36 @@ ssize_t uco_recv_stream_next(uco_recv_stream *s, void **buf, unsigned *id)
     struct uco_rt *rt = uco_rt_cur;
     if (!rt || !rt->current || s->rt != rt)
         return -EPERM;
+    uco_bufring *br = s->br;
     for (;;) {
         if (s->len) {
             struct chunk c = s->q[s->head];
             s->head = (s->head + 1) % s->cap;
             s->len--;
+            *buf = NULL;
+            *id = 0;
             if (c.res == 0)
                 s->eof = true;
-            return take_buf(s->br, c.res, c.flags, buf, id);
+            if (c.res > 0 && (c.flags & IORING_CQE_F_BUFFER)) {
+                *id = c.flags >> IORING_CQE_BUFFER_SHIFT;
+                *buf = buf_addr(br, *id, c.res);
+            }
+            return c.res;
         }
         *buf = NULL;
         *id = 0;
         if (s->eof)
             return 0;
+        /* Every buffer this stream may hold is in the caller's hands:
+         * waiting would wait for the caller. */
+        if (s->held >= s->max_held)
+            return -ENOBUFS;
         if (!s->armed) {
-            if (s->dry && s->br->out == s->br->nbufs)
-                return -ENOBUFS; /* the caller holds every buffer */
-            rs_arm(s);
+            if (!s->dry || br->out < br->nbufs)
+                rs_arm(s); /* buffers are free (or never ran dry) */
+            else if (br->stream_held == s->held)
+                return -ENOBUFS; /* no other stream will give any back */
+            /* else: on the dry list, re-armed as buffers come back */
         }
         struct wnode n = {.task = rt->current};
         waitq_push(&s->waiters, &n);
@@ -410,19 +570,30 @@ int uco_recv_stream_close(uco_recv_stream *s)
         return -EPERM;
     if (!waitq_empty(&s->waiters))
         return -EBUSY; /* a task is in next(): cancel it first */
+    uco_bufring *br = s->br;
+    s->closing = true;
+    dry_unlink(br, s);
     if (s->armed) {
         reactor_cancel(rt, &s->op);
         wait_disarmed(rt, &s->waiters, &s->armed);
     }
+    dry_unlink(br, s); /* in case it ran dry while being cancelled */
     while (s->len) { /* buffers filled but never taken go back to the ring */
         struct chunk c = s->q[s->head];
         s->head = (s->head + 1) % s->cap;
         s->len--;
-        void *b;
-        unsigned id;
-        if (take_buf(s->br, c.res, c.flags, &b, &id) > 0)
-            uco_buf_release(s->br, id);
+        if (c.res > 0 && (c.flags & IORING_CQE_F_BUFFER))
+            uco_buf_release(br, c.flags >> IORING_CQE_BUFFER_SHIFT);
     }
+    /* Buffers still in the caller's hands are released later, as anyone's. */
+    for (unsigned i = 0; s->held && i < br->nbufs; i++) {
+        if (br->owner[i] == s) {
+            br->owner[i] = NULL;
+            s->held--;
+            br->stream_held--;
+        }
+    }
+    br->nstreams--;
     free(s->q);
     free(s);
     return 0;

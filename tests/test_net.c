@@ -306,6 +306,228 @@ START_TEST(test_provided_buffers_and_multishot_recv_survive_enobufs)
 }
 END_TEST
 
+/* ---- one ring shared by many streams ---- */
+
+#define SH_READERS 6
+#define SH_BYTES 8192
+#define SH_CAP 2
+
+struct sh_pair {
+    int sv[2];
+    uco_bufring *br;
+    uco_recv_stream *s;
+    unsigned seed;
+};
+
+static intptr_t sh_send(void *arg)
+{
+    struct sh_pair *p = arg;
+    unsigned char *b = malloc(SH_BYTES);
+    fill(b, SH_BYTES, p->seed);
+    ssize_t n = uco_send_all(p->sv[1], b, SH_BYTES, NULL);
+    free(b);
+    uco_shutdown(p->sv[1], SHUT_WR);
+    return n == SH_BYTES ? 0 : -1;
+}
+
+/* Drains the stream to its end, holding each buffer across a yield so
+ * the streams compete for the ring; every byte must come back in order. */
+static intptr_t sh_read(void *arg)
+{
+    struct sh_pair *p = arg;
+    unsigned char *want = malloc(SH_BYTES), *got = malloc(SH_BYTES + 64);
+    fill(want, SH_BYTES, p->seed);
+    size_t n = 0;
+    ssize_t r;
+    void *b;
+    unsigned id;
+    while ((r = uco_recv_stream_next(p->s, &b, &id)) > 0) {
+        if (n + (size_t)r <= SH_BYTES + 64)
+            memcpy(got + n, b, (size_t)r);
+        n += (size_t)r;
+        uco_yield();
+        uco_buf_release(p->br, id);
+    }
+    intptr_t ret = r == 0 && n == SH_BYTES && memcmp(got, want, SH_BYTES) == 0 ? 0 : -1;
+    free(want);
+    free(got);
+    return ret;
+}
+
+static intptr_t shared_main(void *arg)
+{
+    (void)arg;
+    uco_bufring *br;
+    ck_assert_int_eq(uco_bufring_create(8, 64, &br), 0);
+    struct sh_pair p[SH_READERS + 1];
+    for (unsigned i = 0; i <= SH_READERS; i++) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p[i].sv), 0);
+        p[i].br = br;
+        p[i].seed = i * 7 + 1;
+        ck_assert_int_eq(uco_recv_multishot_max(p[i].sv[0], br, SH_CAP, &p[i].s), 0);
+    }
+    /* The hog (the last pair) receives and never releases: it stops at
+     * its cap and the readers still get the ring's other buffers. */
+    struct sh_pair *hog = &p[SH_READERS];
+    uco_task *hs = uco_spawn(sh_send, hog);
+    uco_sleep(UCO_MSEC(20));
+    void *held[8];
+    unsigned held_id[8];
+    size_t hog_n = 0;
+    unsigned taken = 0;
+    ssize_t r;
+    while (taken < 8 && (r = uco_recv_stream_next(hog->s, &held[taken], &held_id[taken])) > 0)
+        hog_n += (size_t)r, taken++;
+    void *b;
+    unsigned id;
+    ck_assert_int_eq(uco_recv_stream_next(hog->s, &b, &id), -ENOBUFS);
+    ck_assert_int_eq(taken, SH_CAP); /* stopped at the cap */
+    uco_task *ts[2 * SH_READERS];
+    for (unsigned i = 0; i < SH_READERS; i++) {
+        ts[2 * i] = uco_spawn(sh_read, &p[i]);
+        ts[2 * i + 1] = uco_spawn(sh_send, &p[i]);
+    }
+    intptr_t res[2 * SH_READERS];
+    ck_assert_int_eq(uco_gather(ts, 2 * SH_READERS, res), 0);
+    for (unsigned i = 0; i < 2 * SH_READERS; i++)
+        ck_assert_int_eq(res[i], 0);
+    /* Released, the hog restarts and gets the rest of its bytes intact. */
+    unsigned char *want = malloc(SH_BYTES), *got = malloc(SH_BYTES);
+    fill(want, SH_BYTES, hog->seed);
+    size_t off = 0;
+    for (unsigned i = 0; i < taken; i++) {
+        size_t len = i + 1 < taken ? 64 : hog_n - off;
+        memcpy(got + off, held[i], len);
+        off += len;
+        uco_buf_release(br, held_id[i]);
+    }
+    while ((r = uco_recv_stream_next(hog->s, &b, &id)) > 0) {
+        ck_assert_uint_le(hog_n + (size_t)r, SH_BYTES);
+        memcpy(got + hog_n, b, (size_t)r);
+        hog_n += (size_t)r;
+        uco_buf_release(br, id);
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_uint_eq(hog_n, SH_BYTES);
+    ck_assert_int_eq(memcmp(got, want, SH_BYTES), 0);
+    free(want);
+    free(got);
+    intptr_t hr;
+    ck_assert_int_eq(uco_join(hs, &hr), 0);
+    ck_assert_int_eq(hr, 0);
+    ck_assert_int_eq(uco_bufring_destroy(br), -EBUSY); /* streams are open on it */
+    for (unsigned i = 0; i <= SH_READERS; i++) {
+        ck_assert_int_eq(uco_recv_stream_close(p[i].s), 0);
+        uco_close(p[i].sv[0]);
+        uco_close(p[i].sv[1]);
+    }
+    ck_assert_int_eq(uco_bufring_destroy(br), 0); /* every buffer came back */
+    return 0;
+}
+
+START_TEST(test_shared_ring_stops_a_hog_at_its_cap_and_the_others_progress)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(shared_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* next() with a deadline of now: what has arrived, else -ETIMEDOUT. */
+static ssize_t next_now(uco_recv_stream *s, void **b, unsigned *id)
+{
+    uint64_t saved;
+    uco_timeout_begin(0, &saved);
+    ssize_t r = uco_recv_stream_next(s, b, id);
+    uco_timeout_end(saved);
+    return r;
+}
+
+static intptr_t dry_wait(void *arg)
+{
+    void *b;
+    unsigned id;
+    return uco_recv_stream_next(arg, &b, &id);
+}
+
+static intptr_t dry_main(void *arg)
+{
+    (void)arg;
+    enum { A, B, C, D, E, N };
+    int sv[N][2];
+    uco_recv_stream *s[N];
+    uco_bufring *br;
+    ck_assert_int_eq(uco_bufring_create(4, 64, &br), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]), 0);
+        ck_assert_int_eq(uco_recv_multishot(sv[i][0], br, &s[i]), 0);
+    }
+    /* A takes all four buffers and holds them. */
+    unsigned char msg[N][256];
+    for (int i = 0; i < N; i++)
+        fill(msg[i], 256, (unsigned)i + 11);
+    ck_assert_int_eq(uco_send_all(sv[A][1], msg[A], 256, NULL), 256);
+    uco_sleep(UCO_MSEC(10));
+    void *held[4], *b;
+    unsigned held_id[4], id;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(uco_recv_stream_next(s[A], &held[i], &held_id[i]), 64);
+        ck_assert_int_eq(memcmp(held[i], msg[A] + 64 * i, 64), 0);
+    }
+    ck_assert_int_eq(uco_recv_stream_next(s[A], &b, &id), -ENOBUFS); /* at its cap */
+    /* B, C, D, E get data in that order and find the ring empty. */
+    for (int i = B; i <= E; i++) {
+        ck_assert_int_eq(uco_send_all(sv[i][1], msg[i], 64, NULL), 64);
+        uco_sleep(UCO_MSEC(5));
+    }
+    /* Another stream holds the buffers: they wait, no -ENOBUFS. */
+    ck_assert_int_eq(next_now(s[C], &b, &id), -ETIMEDOUT);
+    uco_task *w = uco_spawn(dry_wait, s[D]);
+    uco_yield();
+    double cpu = cpu_sec();
+    uco_sleep(UCO_MSEC(300));
+    cpu = cpu_sec() - cpu;
+    ck_assert_msg(cpu < 0.05, "%.3f s of CPU in 0.3 s waiting for buffers", cpu);
+    /* A waiting stream is cancelled and closed: it leaves the queue. */
+    uco_cancel(w);
+    intptr_t wr;
+    ck_assert_int_eq(uco_join(w, &wr), 0);
+    ck_assert_int_eq(wr, -ECANCELED);
+    ck_assert_int_eq(uco_recv_stream_close(s[D]), 0);
+    /* Each buffer given back re-arms the next stream in the order they
+     * ran dry, and only that one: the later ones still have nothing. */
+    int order[] = {B, C, E};
+    void *got[3];
+    unsigned got_id[3];
+    for (int k = 0; k < 3; k++) {
+        uco_buf_release(br, held_id[k]);
+        uco_sleep(UCO_MSEC(5));
+        for (int j = k + 1; j < 3; j++)
+            ck_assert_int_eq(next_now(s[order[j]], &b, &id), -ETIMEDOUT);
+        ck_assert_int_eq(next_now(s[order[k]], &got[k], &got_id[k]), 64);
+        ck_assert_int_eq(memcmp(got[k], msg[order[k]], 64), 0);
+    }
+    uco_buf_release(br, held_id[3]);
+    for (int k = 0; k < 3; k++)
+        uco_buf_release(br, got_id[k]);
+    for (int i = 0; i < N; i++) {
+        if (i != D)
+            ck_assert_int_eq(uco_recv_stream_close(s[i]), 0);
+        uco_close(sv[i][0]);
+        uco_close(sv[i][1]);
+    }
+    ck_assert_int_eq(uco_bufring_destroy(br), 0);
+    return 0;
+}
+
+START_TEST(test_dry_shared_ring_rearms_waiters_in_order_without_spinning)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(dry_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
 /* ---- 10,000 connections ---- */
 
 /* 10,000 natively and under ASan; valgrind runs the same test smaller. */
@@ -430,6 +652,8 @@ int main(void)
     tcase_add_test(tc, test_net_calls_outside_a_coroutine);
     tcase_add_test(tc, test_multishot_accept_serves_many_clients_and_closes_clean);
     tcase_add_test(tc, test_provided_buffers_and_multishot_recv_survive_enobufs);
+    tcase_add_test(tc, test_shared_ring_stops_a_hog_at_its_cap_and_the_others_progress);
+    tcase_add_test(tc, test_dry_shared_ring_rearms_waiters_in_order_without_spinning);
     tcase_add_test(tc, test_ten_thousand_concurrent_connections_echo_exact_bytes);
     suite_add_tcase(s, tc);
     return run_suite(s);
