@@ -1,7 +1,8 @@
 /*
  * echo_server: a TCP echo server on uco, meant to be copied.
  *
- *     echo_server [--host H] [--port P]      (defaults: all addresses, port 7000)
+ *     echo_server [--host H] [--port P] [--buffers N]
+ *                 (defaults: all addresses, port 7000, 4096 buffers of 16 KiB)
  *
  * Prints "listening on HOST:PORT" once it listens (--port 0 picks a free
  * port), echoes every byte back until the peer closes, and on SIGINT or
@@ -14,17 +15,18 @@
  *  - one multishot accept feeds the connection tasks; running out of file
  *    descriptors (EMFILE, ENFILE) is logged once and retried with a growing
  *    pause, the pending connections wait in the listen backlog;
- *  - input arrives through a multishot recv per connection into a small
- *    provided buffer ring of that connection's own: one SQE keeps
- *    receiving, each buffer goes back to the ring as soon as its echo is
- *    sent, and a connection can never hold more than its ring.  A peer that
- *    sends without reading is therefore pushed back by TCP flow control; it
- *    cannot drain memory that other connections need (a single ring shared
- *    by all would let it, since a multishot recv keeps filling buffers
- *    while its task is blocked echoing).  Rings of closed connections are
- *    kept for the next ones, so steady traffic registers no new rings.
- *    Where a ring cannot be set up, a connection receives with plain recvs
- *    into a buffer of its own;
+ *  - input arrives through a multishot recv per connection into one
+ *    provided buffer ring shared by all connections: one SQE keeps
+ *    receiving, and each buffer goes back to the ring as soon as its echo
+ *    is sent.  A connection holds at most CONN_BUFS buffers (the stream's
+ *    cap): a peer that sends without reading stops being received from
+ *    once its task is stuck echoing, so TCP flow control pushes it back and
+ *    it cannot drain buffers the other connections need.  When the ring
+ *    does run dry (more busy connections than buffers), connections wait
+ *    for buffers in turn, without spinning.  One ring, not one per
+ *    connection: its buffers stay warm in the caches and the kernel picks
+ *    from one list.  Where the ring cannot be set up, connections receive
+ *    with plain recvs into a buffer of their own;
  *  - signals are read from a signalfd through the ring (they are blocked,
  *    so they arrive nowhere else): no handler, no async-signal-safety rules;
  *  - the stop: the acceptor and the listening socket close; connections
@@ -54,14 +56,14 @@
 #define DEFAULT_PORT 7000
 #define BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 
-/* Each connection's ring: 4 buffers of 16 KiB, so up to 64 KiB in flight
- * per connection, allocated (not touched) up front; the kernel writes into
- * them only as data arrives.  Rings are made RING_BATCH at a time, and up
- * to RING_CACHE rings of closed connections stay registered for reuse. */
-#define RING_BUFS 4
+/* The shared ring: RING_BUFS buffers of 16 KiB (64 MiB, allocated up
+ * front, touched by the kernel only as data arrives), and each connection
+ * holds CONN_BUFS of them at most (64 KiB in flight).  4096 buffers let
+ * 1,000 connections sit on full buffers at once; more connections than
+ * that share what comes back.  --buffers changes RING_BUFS. */
+#define RING_BUFS 4096
+#define CONN_BUFS 4
 #define BUF_SIZE (16 * 1024)
-#define RING_BATCH 64
-#define RING_CACHE 256
 
 /* A peer that stops reading while we echo holds a task, a socket and a
  * ring for nothing; past this long without being able to send, it is
@@ -81,8 +83,7 @@ struct conn {
     struct server *srv;
     uco_task *task;
     int fd;
-    uco_bufring *br;        /* this connection's ring, with */
-    uco_recv_stream *rs;    /* ... a multishot recv into it, or NULL: */
+    uco_recv_stream *rs;    /* a multishot recv into the ring, or NULL: */
     char *buf;              /* ... plain recvs into this buffer */
     bool waiting;           /* parked for the next message: a stop cancels it */
     bool cancel_sent;       /* ... and did */
@@ -91,10 +92,8 @@ struct conn {
 
 struct server {
     int lfd, sfd;
-    uco_bufring *rings[RING_CACHE]; /* rings of closed connections */
-    unsigned nrings;
-    bool no_rings;          /* creating one failed for good: plain recvs */
-    bool ring_logged;
+    unsigned nbufs;         /* --buffers */
+    uco_bufring *br;        /* the shared ring, or NULL: plain recvs */
     uco_event *stop;        /* set by a signal or a fatal accept error */
     uco_wg *live;           /* counts connection tasks */
     struct conn conns;      /* list head: every connection task */
@@ -107,57 +106,12 @@ struct server {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: echo_server [--host H] [--port P]\n"
-               "  --host H   address to listen on (default: all IPv6 and IPv4 addresses)\n"
-               "  --port P   TCP port, 0 picks a free one (default: %d)\n",
-            DEFAULT_PORT);
-}
-
-/* ---- buffer rings ---- */
-
-/* Fills the cache with up to RING_BATCH new rings.  Each ring has a
- * one-page mapping of its own: made back to back, those pages merge into
- * one mapping, while made one at a time between task stacks, each would
- * split the stacks' mappings, and vm.max_map_count (65530) would cap the
- * server well before 50,000 connections. */
-static void ring_refill(struct server *s)
-{
-    for (int i = 0; i < RING_BATCH; i++) {
-        uco_bufring *br;
-        int ret = uco_bufring_create(RING_BUFS, BUF_SIZE, &br);
-        if (ret == 0) {
-            s->rings[s->nrings++] = br;
-            continue;
-        }
-        if (i == 0) {
-            /* Said once: the server keeps working, a bit slower.  -ENOMEM
-             * and -EEXIST (buffer group ids in use) may pass; anything else
-             * means a kernel without provided buffer rings: stop asking. */
-            if (!s->ring_logged)
-                fprintf(stderr, "echo_server: no provided buffer ring (%s): "
-                                "receiving into per-connection buffers\n", strerror(-ret));
-            s->ring_logged = true;
-            s->no_rings = ret != -ENOMEM && ret != -EEXIST;
-        }
-        break;
-    }
-}
-
-/* A ring for a new connection, or NULL when none can be had (the
- * connection then uses plain recvs). */
-static uco_bufring *ring_get(struct server *s)
-{
-    if (!s->nrings && !s->no_rings)
-        ring_refill(s);
-    return s->nrings ? s->rings[--s->nrings] : NULL;
-}
-
-static void ring_put(struct server *s, uco_bufring *br)
-{
-    if (s->nrings < RING_CACHE)
-        s->rings[s->nrings++] = br;
-    else
-        uco_bufring_destroy(br);
+    fprintf(f, "usage: echo_server [--host H] [--port P] [--buffers N]\n"
+               "  --host H      address to listen on (default: all IPv6 and IPv4 addresses)\n"
+               "  --port P      TCP port, 0 picks a free one (default: %d)\n"
+               "  --buffers N   16 KiB receive buffers shared by all connections, a power\n"
+               "                of 2 from %d to 32768 (default: %d)\n",
+            DEFAULT_PORT, CONN_BUFS, RING_BUFS);
 }
 
 /* ---- one connection ---- */
@@ -223,7 +177,7 @@ static ssize_t conn_next(struct conn *c, void **data, unsigned *id)
 static void conn_release(struct conn *c, unsigned id)
 {
     if (c->rs)
-        uco_buf_release(c->br, id);
+        uco_buf_release(c->srv->br, id);
 }
 
 /* Sends one chunk back.  The first send usually takes it all and needs no
@@ -262,12 +216,8 @@ static intptr_t conn_main(void *arg)
 {
     struct conn *c = arg;
     struct server *s = c->srv;
-    c->br = ring_get(s);
-    if (c->br && uco_recv_multishot(c->fd, c->br, &c->rs) < 0) {
-        ring_put(s, c->br);
-        c->br = NULL;
+    if (s->br && uco_recv_multishot_max(c->fd, s->br, CONN_BUFS, &c->rs) < 0)
         c->rs = NULL;
-    }
     if (!c->rs)
         c->buf = malloc(BUF_SIZE);
     if (c->rs || c->buf) {
@@ -287,10 +237,8 @@ static intptr_t conn_main(void *arg)
     }
     /* Neither close waits on the peer, and neither is a cancellation
      * point: a stopped connection always cleans up. */
-    if (c->rs) {
+    if (c->rs)
         uco_recv_stream_close(c->rs); /* queued buffers go back to the ring */
-        ring_put(s, c->br);           /* every buffer is back: reusable */
-    }
     uco_close(c->fd);
     c->prev->next = c->next;
     c->next->prev = c->prev;
@@ -454,6 +402,13 @@ static intptr_t server_main(void *arg)
         fprintf(stderr, "echo_server: out of memory\n");
         return 1;
     }
+    /* Said once: without the ring the server still works, a bit slower. */
+    int ret = uco_bufring_create(s->nbufs, BUF_SIZE, &s->br);
+    if (ret < 0) {
+        fprintf(stderr, "echo_server: no provided buffer ring (%s): "
+                        "receiving into per-connection buffers\n", strerror(-ret));
+        s->br = NULL;
+    }
     uco_task *sig = uco_spawn(signal_main, s);
     uco_task *acc = sig ? uco_spawn(accept_main, s) : NULL;
     if (!acc) {
@@ -487,7 +442,7 @@ static intptr_t server_main(void *arg)
      *    stops reading does not hold the exit back. */
     uint64_t saved;
     uco_timeout_begin(STOP_GRACE, &saved);
-    int ret = uco_wg_wait(s->live);
+    ret = uco_wg_wait(s->live);
     uco_timeout_end(saved);
     if (ret < 0) {
         stop_now(s);
@@ -496,8 +451,8 @@ static intptr_t server_main(void *arg)
 
     uco_cancel(sig);
     uco_join(sig, NULL);
-    while (s->nrings)
-        uco_bufring_destroy(s->rings[--s->nrings]);
+    if (s->br)
+        uco_bufring_destroy(s->br); /* every connection has given its buffers back */
     uco_wg_destroy(s->live);
     uco_event_destroy(s->stop);
     return s->exit_code;
@@ -545,11 +500,13 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"host", required_argument, NULL, 'h'},
         {"port", required_argument, NULL, 'p'},
+        {"buffers", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
     const char *host = NULL;
     int port = DEFAULT_PORT, opt;
+    unsigned nbufs = RING_BUFS;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'h':
@@ -562,6 +519,18 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'b': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < CONN_BUFS || v > 32768 || (v & (v - 1))) {
+                fprintf(stderr, "echo_server: --buffers: '%s' is not a power of 2 from %d "
+                                "to 32768\n", optarg, CONN_BUFS);
+                return 2;
+            }
+            nbufs = (unsigned)v;
+            break;
+        }
         case 'H':
             usage(stdout);
             return 0;
@@ -591,7 +560,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
-    struct server srv = {.lfd = -1, .sfd = -1};
+    struct server srv = {.lfd = -1, .sfd = -1, .nbufs = nbufs};
     if (sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 ||
         (srv.sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) < 0) {
         perror("echo_server: signalfd");
