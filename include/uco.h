@@ -301,7 +301,9 @@ ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id);
  * UCO_RECV_STREAM_BUFS; at most nbufs): at the cap its recv is stopped,
  * and restarted when a release takes it below, so a reader that falls
  * behind (or never reads) cannot drain a ring that other streams share;
- * the peer is pushed back by TCP flow control.  Size a shared ring for
+ * the peer is pushed back by TCP flow control.  (Kernels before 6.17 take
+ * no byte limit on a multishot recv: there the stream may take a few
+ * more before its cancel lands.)  Size a shared ring for
  * max_bufs times the streams that may hold buffers at once.  When the
  * ring runs dry the stream waits, without spinning, and streams are
  * re-armed in the order they ran dry as buffers come back.  next()
