@@ -12,38 +12,11 @@ out=${1:-build}/peers
 bin=$out/asio_$variant
 pkgs="g++ libboost-context1.81-dev $pkgs"
 
-if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$0" ] &&
-   [ "$bin" -nt "$here/asio_common.bash" ]; then
-    exit 0
-fi
-
-missing=""
-for p in $pkgs; do
-    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
-        missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    for p in $missing; do
-        cand=$(apt-cache policy "$p" 2>/dev/null | sed -n 's/^ *Candidate: *//p')
-        if [ -z "$cand" ] || [ "$cand" = "(none)" ]; then
-            echo "skipped: Debian package $p is not available from the configured apt sources"
-            exit 77
-        fi
-    done
-    if [ "$(id -u)" != 0 ]; then
-        echo "asio_$variant peer: missing Debian packages; run as root:" >&2
-        echo "    apt-get install -y --no-install-recommends$missing" >&2
-        exit 77
-    fi
-    # The lock timeout lets this wait for another apt-get instead of failing.
-    # shellcheck disable=SC2086
-    if ! log=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-            --no-install-recommends -o DPkg::Lock::Timeout=600 $missing 2>&1); then
-        echo "$log" >&2
-        echo "asio_$variant peer: apt-get install$missing failed" >&2
-        exit 1
-    fi
-fi
+# shellcheck source=common.bash
+. "$here/common.bash"
+peer_up_to_date "$bin" "$src" "$here/asio_common.bash" && exit 0
+# shellcheck disable=SC2086  # one word per package
+peer_install "asio_$variant" $pkgs
 
 mkdir -p "$out"
 # shellcheck disable=SC2086

@@ -18,38 +18,11 @@ bin=$out/tokio
 # librust-tokio-dev (it Provides librust-tokio+<feature>-dev).
 pkgs="cargo rustc librust-tokio-dev librust-libc-dev"
 
-if [ -x "$bin" ] && [ "$bin" -nt "$src/Cargo.toml" ] && [ "$bin" -nt "$src/src/main.rs" ] &&
-   [ "$bin" -nt "$0" ]; then
-    exit 0
-fi
-
-missing=""
-for p in $pkgs; do
-    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
-        missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    for p in $missing; do
-        cand=$(apt-cache policy "$p" 2>/dev/null | sed -n 's/^ *Candidate: *//p')
-        if [ -z "$cand" ] || [ "$cand" = "(none)" ]; then
-            echo "skipped: Debian package $p is not available from the configured apt sources"
-            exit 77
-        fi
-    done
-    if [ "$(id -u)" != 0 ]; then
-        echo "tokio peer: missing Debian packages; run as root:" >&2
-        echo "    apt-get install -y --no-install-recommends$missing" >&2
-        exit 77
-    fi
-    # The lock timeout lets this wait for another apt-get instead of failing.
-    # shellcheck disable=SC2086
-    if ! log=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-            --no-install-recommends -o DPkg::Lock::Timeout=600 $missing 2>&1); then
-        echo "$log" >&2
-        echo "tokio peer: apt-get install$missing failed" >&2
-        exit 1
-    fi
-fi
+# shellcheck source=common.bash
+. "$here/common.bash"
+peer_up_to_date "$bin" "$src/Cargo.toml" "$src/src/main.rs" && exit 0
+# shellcheck disable=SC2086  # one word per package
+peer_install tokio $pkgs
 
 mkdir -p "$out/tokio.d"
 out=$(cd "$out" && pwd)
