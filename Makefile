@@ -90,7 +90,7 @@ $(B)/tools/%: tools/%.c $(B)/libuco.a include/uco.h
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) -Iinclude $< -o $@ $(B)/libuco.a $(LIBS) -lm
 
 # Baselines do not use uco: plain pthreads / epoll / raw liburing servers.
-$(B)/bench/%: bench/baselines/%.c
+$(B)/bench/%: bench/baselines/%.c bench/baselines/server.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $< -o $@ -luring -lpthread
 

@@ -39,8 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server.h"
+
 #define DEFAULT_PORT 7000
-#define BACKLOG 4096
 #define BUF_SIZE (16 * 1024)  /* as echo_server's buffers */
 #define BUDGET 16             /* reads + writes per connection per round */
 #define ACCEPT_BUDGET 64      /* accepts per round */
@@ -49,7 +50,6 @@
 #define STOP_GRACE_MS 5000
 #define BACKOFF_MIN_MS 5
 #define BACKOFF_MAX_MS 100
-#define LOG_INTERVAL_MS 60000
 
 struct conn {
     int fd;               /* -1 once closed (freed after the round) */
@@ -76,8 +76,6 @@ static struct {
     int backoff_ms;
     bool stopping;
     long long stop_deadline;
-    long long logged_at;
-    unsigned long unlogged;
 } S;
 
 static long long now_ms(void)
@@ -85,23 +83,6 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void log_accept_error(int err)
-{
-    long long now = now_ms();
-    if (S.logged_at && now - S.logged_at < LOG_INTERVAL_MS) {
-        S.unlogged++;
-        return;
-    }
-    if (S.unlogged)
-        fprintf(stderr, "echo_epoll: accept: %s (%lu more failures since the last report); "
-                        "retrying\n", strerror(err), S.unlogged);
-    else
-        fprintf(stderr, "echo_epoll: accept: %s; backing off and retrying "
-                        "(reported at most once a minute)\n", strerror(err));
-    S.logged_at = now;
-    S.unlogged = 0;
 }
 
 static void conn_close(struct conn *c)
@@ -199,7 +180,7 @@ static void accept_some(void)
             case ENOMEM:
                 /* The connection waits in the backlog.  No edge will come
                  * for it: retry on a timer, longer while this lasts. */
-                log_accept_error(err);
+                srv_log_accept_error("echo_epoll", err);
                 S.backoff_ms = S.backoff_ms ? S.backoff_ms * 2 : BACKOFF_MIN_MS;
                 if (S.backoff_ms > BACKOFF_MAX_MS)
                     S.backoff_ms = BACKOFF_MAX_MS;
@@ -228,7 +209,7 @@ static void accept_some(void)
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = c};
         if (!c || epoll_ctl(S.ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            log_accept_error(c ? errno : ENOMEM);
+            srv_log_accept_error("echo_epoll", c ? errno : ENOMEM);
             free(c);
             close(fd);
             continue;
@@ -287,68 +268,6 @@ static void drop_stalled(long long now)
     }
 }
 
-static int listen_on(const struct sockaddr *sa, socklen_t len)
-{
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (sa->sa_family == AF_INET6) /* "::" takes IPv4 too */
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (bind(fd, sa, len) < 0 || listen(fd, BACKLOG) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
-static int listen_tcp(const char *host, int port)
-{
-    if (!host || !*host) {
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
-                                  .sin6_addr = IN6ADDR_ANY_INIT};
-        int fd = listen_on((struct sockaddr *)&a6, sizeof(a6));
-        if (fd != -EAFNOSUPPORT)
-            return fd;
-        struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_ANY)};
-        return listen_on((struct sockaddr *)&a4, sizeof(a4));
-    }
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%d", port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-    int err = getaddrinfo(host, ps, &hints, &ai);
-    if (err)
-        return err == EAI_SYSTEM ? -errno : -ENOENT;
-    int fd = -EADDRNOTAVAIL;
-    for (struct addrinfo *a = ai; a; a = a->ai_next)
-        if ((fd = listen_on(a->ai_addr, a->ai_addrlen)) >= 0)
-            break;
-    freeaddrinfo(ai);
-    return fd;
-}
-
-static int print_listening(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN];
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        printf("listening on [%s]:%u\n", host, ntohs(a->sin6_port));
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        printf("listening on %s:%u\n", host, ntohs(a->sin_port));
-    }
-    return fflush(stdout);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: echo_epoll [--host H] [--port P]\n"
@@ -368,21 +287,13 @@ int main(int argc, char **argv)
     const char *host = NULL;
     int port = DEFAULT_PORT, opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
-        long v;
         switch (opt) {
         case 'h':
             host = optarg;
             break;
         case 'p':
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 0 || v > 65535) {
-                fprintf(stderr, "echo_epoll: --port: '%s' is not a port number (0-65535)\n",
-                        optarg);
+            if ((port = srv_parse_port("echo_epoll", optarg)) < 0)
                 return 2;
-            }
-            port = (int)v;
             break;
         case 'H':
             usage(stdout);
@@ -398,11 +309,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    srv_raise_nofile();
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -416,7 +323,7 @@ int main(int argc, char **argv)
         perror("echo_epoll: setup");
         return 1;
     }
-    S.lfd = listen_tcp(host, port);
+    S.lfd = srv_listen_tcp(host, port, SOCK_NONBLOCK);
     if (S.lfd < 0) {
         fprintf(stderr, "echo_epoll: cannot listen on %s port %d: %s\n",
                 host && *host ? host : "all addresses", port, strerror(-S.lfd));
@@ -429,7 +336,7 @@ int main(int argc, char **argv)
         perror("echo_epoll: epoll_ctl");
         return 1;
     }
-    if (print_listening(S.lfd) != 0) {
+    if (srv_print_listening(S.lfd) != 0) {
         perror("echo_epoll: stdout");
         return 1;
     }

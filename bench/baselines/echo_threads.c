@@ -35,15 +35,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server.h"
+
 #define DEFAULT_PORT 7000
-#define BACKLOG 4096
 #define BUF_SIZE (16 * 1024)          /* as echo_server's buffers */
 #define THREAD_STACK (128 * 1024)
 #define SEND_TIMEOUT_S 10             /* a peer that stops reading is dropped */
 #define STOP_GRACE_S 5
 #define BACKOFF_MIN_MS 5
 #define BACKOFF_MAX_MS 100
-#define LOG_INTERVAL_S 60
 
 struct conn {
     int fd;
@@ -71,26 +71,6 @@ static void sleep_ms(long ms)
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
-}
-
-/* One line per failure kind and minute, not one per failure. */
-static void log_accept_error(int err)
-{
-    static double logged_at = -1e9;
-    static unsigned long unlogged;
-    double now = now_s();
-    if (now - logged_at < LOG_INTERVAL_S) {
-        unlogged++;
-        return;
-    }
-    if (unlogged)
-        fprintf(stderr, "echo_threads: accept: %s (%lu more failures since the last report); "
-                        "retrying\n", strerror(err), unlogged);
-    else
-        fprintf(stderr, "echo_threads: accept: %s; backing off and retrying "
-                        "(reported at most once a minute)\n", strerror(err));
-    logged_at = now;
-    unlogged = 0;
 }
 
 /* Sends all of buf; -1 when the peer is gone or stuck (SO_SNDTIMEO). */
@@ -150,7 +130,7 @@ static void conn_start(int fd, const pthread_attr_t *attr)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     struct conn *c = malloc(sizeof(*c));
     if (!c) {
-        log_accept_error(ENOMEM);
+        srv_log_accept_error("echo_threads", ENOMEM);
         close(fd);
         return;
     }
@@ -172,7 +152,7 @@ static void conn_start(int fd, const pthread_attr_t *attr)
     }
     pthread_mutex_unlock(&lock);
     if (err) {
-        log_accept_error(err);
+        srv_log_accept_error("echo_threads", err);
         sleep_ms(BACKOFF_MIN_MS);
     }
 }
@@ -222,69 +202,6 @@ static void shutdown_conns(int how)
     pthread_mutex_unlock(&lock);
 }
 
-static int listen_on(const struct sockaddr *sa, socklen_t len)
-{
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (sa->sa_family == AF_INET6) /* "::" takes IPv4 too */
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (bind(fd, sa, len) < 0 || listen(fd, BACKLOG) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
-/* A listening socket on host:port, NULL host = all addresses; -errno. */
-static int listen_tcp(const char *host, int port)
-{
-    if (!host || !*host) {
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
-                                  .sin6_addr = IN6ADDR_ANY_INIT};
-        int fd = listen_on((struct sockaddr *)&a6, sizeof(a6));
-        if (fd != -EAFNOSUPPORT)
-            return fd;
-        struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_ANY)};
-        return listen_on((struct sockaddr *)&a4, sizeof(a4));
-    }
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%d", port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-    int err = getaddrinfo(host, ps, &hints, &ai);
-    if (err)
-        return err == EAI_SYSTEM ? -errno : -ENOENT;
-    int fd = -EADDRNOTAVAIL;
-    for (struct addrinfo *a = ai; a; a = a->ai_next)
-        if ((fd = listen_on(a->ai_addr, a->ai_addrlen)) >= 0)
-            break;
-    freeaddrinfo(ai);
-    return fd;
-}
-
-static int print_listening(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN];
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        printf("listening on [%s]:%u\n", host, ntohs(a->sin6_port));
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        printf("listening on %s:%u\n", host, ntohs(a->sin_port));
-    }
-    return fflush(stdout);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: echo_threads [--host H] [--port P]\n"
@@ -304,21 +221,13 @@ int main(int argc, char **argv)
     const char *host = NULL;
     int port = DEFAULT_PORT, opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
-        long v;
         switch (opt) {
         case 'h':
             host = optarg;
             break;
         case 'p':
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 0 || v > 65535) {
-                fprintf(stderr, "echo_threads: --port: '%s' is not a port number (0-65535)\n",
-                        optarg);
+            if ((port = srv_parse_port("echo_threads", optarg)) < 0)
                 return 2;
-            }
-            port = (int)v;
             break;
         case 'H':
             usage(stdout);
@@ -334,11 +243,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    srv_raise_nofile();
     signal(SIGPIPE, SIG_IGN);
     /* Blocked before any thread starts, so every thread inherits the mask
      * and only sigwait() sees them. */
@@ -348,13 +253,13 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    listen_fd = listen_tcp(host, port);
+    listen_fd = srv_listen_tcp(host, port, 0);
     if (listen_fd < 0) {
         fprintf(stderr, "echo_threads: cannot listen on %s port %d: %s\n",
                 host && *host ? host : "all addresses", port, strerror(-listen_fd));
         return 1;
     }
-    if (print_listening(listen_fd) != 0) {
+    if (srv_print_listening(listen_fd) != 0) {
         perror("echo_threads: stdout");
         return 1;
     }
@@ -386,7 +291,7 @@ int main(int argc, char **argv)
         case ENOBUFS:
         case ENOMEM:
             /* The connection waits in the backlog; pause, longer while it lasts. */
-            log_accept_error(err);
+            srv_log_accept_error("echo_threads", err);
             backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
             if (backoff > BACKOFF_MAX_MS)
                 backoff = BACKOFF_MAX_MS;

@@ -56,8 +56,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server.h"
+
 #define DEFAULT_PORT 7000
-#define BACKLOG 4096
 #define SQ_ENTRIES 4096
 #define CQ_ENTRIES 32768   /* multishot recvs post many completions per submit */
 #define NBUFS 8192         /* the shared buffer ring (--buffers); a power of 2 */
@@ -68,7 +69,6 @@
 #define STOP_GRACE_MS 5000
 #define BACKOFF_MIN_MS 5
 #define BACKOFF_MAX_MS 100
-#define LOG_INTERVAL_MS 60000
 
 /* What a completion is for: the low bits of its user_data; the rest is
  * the connection, if any (malloc's 16-byte alignment leaves 4 bits). */
@@ -107,34 +107,8 @@ static struct {
     unsigned nconns;
     bool accept_armed, retry_pending, stopping, done;
     int backoff_ms;
-    long long logged_at;
-    unsigned long unlogged;
     struct __kernel_timespec retry_ts, grace_ts;
 } S;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void log_accept_error(int err)
-{
-    long long now = now_ms();
-    if (S.logged_at && now - S.logged_at < LOG_INTERVAL_MS) {
-        S.unlogged++;
-        return;
-    }
-    if (S.unlogged)
-        fprintf(stderr, "echo_uring: accept: %s (%lu more failures since the last report); "
-                        "retrying\n", strerror(err), S.unlogged);
-    else
-        fprintf(stderr, "echo_uring: accept: %s; backing off and retrying "
-                        "(reported at most once a minute)\n", strerror(err));
-    S.logged_at = now;
-    S.unlogged = 0;
-}
 
 /* A full SQ is handed to the kernel and the SQE retried, never dropped. */
 static struct io_uring_sqe *get_sqe(void *p, enum tag t)
@@ -309,7 +283,7 @@ static void on_accept(const struct io_uring_cqe *cqe)
         struct conn *c = S.stopping ? NULL : calloc(1, sizeof(*c));
         if (!c) {
             if (!S.stopping)
-                log_accept_error(ENOMEM);
+                srv_log_accept_error("echo_uring", ENOMEM);
             close(res);
         } else {
             int one = 1;
@@ -333,7 +307,7 @@ static void on_accept(const struct io_uring_cqe *cqe)
         case ENOMEM:
             /* The connection waits in the backlog; try again later, and
              * later still while this lasts. */
-            log_accept_error(-res);
+            srv_log_accept_error("echo_uring", -res);
             S.backoff_ms = S.backoff_ms ? S.backoff_ms * 2 : BACKOFF_MIN_MS;
             if (S.backoff_ms > BACKOFF_MAX_MS)
                 S.backoff_ms = BACKOFF_MAX_MS;
@@ -484,68 +458,6 @@ static int ring_setup(void)
     return 0;
 }
 
-static int listen_on(const struct sockaddr *sa, socklen_t len)
-{
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (sa->sa_family == AF_INET6) /* "::" takes IPv4 too */
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (bind(fd, sa, len) < 0 || listen(fd, BACKLOG) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
-static int listen_tcp(const char *host, int port)
-{
-    if (!host || !*host) {
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
-                                  .sin6_addr = IN6ADDR_ANY_INIT};
-        int fd = listen_on((struct sockaddr *)&a6, sizeof(a6));
-        if (fd != -EAFNOSUPPORT)
-            return fd;
-        struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_ANY)};
-        return listen_on((struct sockaddr *)&a4, sizeof(a4));
-    }
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%d", port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-    int err = getaddrinfo(host, ps, &hints, &ai);
-    if (err)
-        return err == EAI_SYSTEM ? -errno : -ENOENT;
-    int fd = -EADDRNOTAVAIL;
-    for (struct addrinfo *a = ai; a; a = a->ai_next)
-        if ((fd = listen_on(a->ai_addr, a->ai_addrlen)) >= 0)
-            break;
-    freeaddrinfo(ai);
-    return fd;
-}
-
-static int print_listening(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN];
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        printf("listening on [%s]:%u\n", host, ntohs(a->sin6_port));
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        printf("listening on %s:%u\n", host, ntohs(a->sin_port));
-    }
-    return fflush(stdout);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: echo_uring [--host H] [--port P] [--buffers N]\n"
@@ -576,14 +488,8 @@ int main(int argc, char **argv)
             host = optarg;
             break;
         case 'p':
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 0 || v > 65535) {
-                fprintf(stderr, "echo_uring: --port: '%s' is not a port number (0-65535)\n",
-                        optarg);
+            if ((port = srv_parse_port("echo_uring", optarg)) < 0)
                 return 2;
-            }
-            port = (int)v;
             break;
         case 'b':
             errno = 0;
@@ -609,11 +515,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    srv_raise_nofile();
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -632,13 +534,13 @@ int main(int argc, char **argv)
                         "and buffer rings): %s\n", strerror(-ret));
         return 1;
     }
-    S.lfd = listen_tcp(host, port);
+    S.lfd = srv_listen_tcp(host, port, 0);
     if (S.lfd < 0) {
         fprintf(stderr, "echo_uring: cannot listen on %s port %d: %s\n",
                 host && *host ? host : "all addresses", port, strerror(-S.lfd));
         return 1;
     }
-    if (print_listening(S.lfd) != 0) {
+    if (srv_print_listening(S.lfd) != 0) {
         perror("echo_uring: stdout");
         return 1;
     }
