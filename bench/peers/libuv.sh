@@ -14,7 +14,7 @@ pkgs="gcc libc6-dev pkg-config libuv1-dev"
 
 # shellcheck source=common.bash
 . "$here/common.bash"
-peer_up_to_date "$bin" "$src" && exit 0
+peer_up_to_date "$bin" "$src" "$here/../baselines/server.h" && exit 0
 # shellcheck disable=SC2086  # one word per package
 peer_install libuv $pkgs
 

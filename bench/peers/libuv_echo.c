@@ -26,6 +26,8 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include "../baselines/server.h" /* --port, the fd limit: as the baselines */
+
 #define DEFAULT_PORT 7000
 #define BACKLOG 4096
 #define READ_SIZE (64 * 1024)
@@ -180,21 +182,13 @@ int main(int argc, char **argv)
     const char *host = "::";
     int port = DEFAULT_PORT, opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
-        long v;
         switch (opt) {
         case 'h':
             host = optarg;
             break;
         case 'p':
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 0 || v > 65535) {
-                fprintf(stderr, "libuv_echo: --port: '%s' is not a port number (0-65535)\n",
-                        optarg);
+            if ((port = srv_parse_port("libuv_echo", optarg)) < 0)
                 return 2;
-            }
-            port = (int)v;
             break;
         case 'H':
             usage(stdout);
@@ -210,11 +204,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    srv_raise_nofile();
     signal(SIGPIPE, SIG_IGN); /* libuv writes with write(2): a reset peer must not kill us */
     loop = uv_default_loop();
     struct sockaddr_storage addr;
