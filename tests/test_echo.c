@@ -573,16 +573,17 @@ static double proc_cpu(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-START_TEST(test_server_peer_that_never_reads_does_not_starve_others)
+/* A peer that sends until the server stops taking more, and never reads.
+ * The server must push back (TCP flow control) rather than buffer what it
+ * cannot send: what it took fits in the socket buffers (4 MiB each way at
+ * most) and one connection's share of buffers.  Returns the hog's fd. */
+static int connect_hog(int port, unsigned seed)
 {
-    struct proc p;
-    server_start(&p, ECHO_SERVER, "127.0.0.1", 0);
-    /* It sends until the server stops taking more, and never reads. */
     size_t big = 32u << 20, sent = 0;
     unsigned char *blob = malloc(big);
     ck_assert_ptr_nonnull(blob);
-    fill_random(blob, big, 3);
-    int hog = tcp_connect_small_rcvbuf("127.0.0.1", p.port);
+    fill_random(blob, big, seed);
+    int hog = tcp_connect_small_rcvbuf("127.0.0.1", port);
     ck_assert_int_ge(hog, 0);
     struct pollfd out = {.fd = hog, .events = POLLOUT};
     while (sent < big) {
@@ -593,18 +594,28 @@ START_TEST(test_server_peer_that_never_reads_does_not_starve_others)
             break;
     }
     free(blob);
-    /* The server pushed back (TCP flow control) rather than buffering what
-     * it cannot send: what it took fits in the socket buffers (4 MiB each
-     * way at most) and one connection's ring... */
     ck_assert_msg(sent < (12u << 20), "the server took %zu bytes without our reading any",
                   sent);
+    return hog;
+}
+
+/* Nothing spins while a hog is stuck (a coarse bound). */
+static void assert_idle(pid_t pid)
+{
+    double cpu = proc_cpu(pid);
+    poll_for(NULL, 0, 300);
+    cpu = proc_cpu(pid) - cpu;
+    ck_assert_msg(cpu < 0.1, "the server used %.2f s of CPU in 0.3 s while idle", cpu);
+}
+
+START_TEST(test_server_peer_that_never_reads_does_not_starve_others)
+{
+    struct proc p;
+    server_start(&p, ECHO_SERVER, "127.0.0.1", 0);
+    int hog = connect_hog(p.port, 3);
     /* ...and the others are served meanwhile, large payloads included. */
     run_clients(p.port, 100, 256 * 1024, 10, 1u << 20, NULL);
-    /* Nothing spins while the hog is stuck (a coarse bound). */
-    double cpu = proc_cpu(p.pid);
-    poll_for(NULL, 0, 300);
-    cpu = proc_cpu(p.pid) - cpu;
-    ck_assert_msg(cpu < 0.1, "the server used %.2f s of CPU in 0.3 s while idle", cpu);
+    assert_idle(p.pid);
     reset_close(hog);
     server_stop(&p, 5);
     ck_assert_msg(p.nerr == 0, "server wrote to stderr: %s", p.errs);
@@ -811,28 +822,9 @@ START_TEST(test_uring_baseline_with_a_small_ring_waits_for_buffers_and_pauses_a_
     struct proc p;
     char *argv[] = {ECHO_URING, "--host", "127.0.0.1", "--port", "0", "--buffers", "64", NULL};
     spawn_server(&p, argv, PROC_STDERR_PIPE, 0);
-    size_t big = 32u << 20, sent = 0;
-    unsigned char *blob = malloc(big);
-    ck_assert_ptr_nonnull(blob);
-    fill_random(blob, big, 5);
-    int hog = tcp_connect_small_rcvbuf("127.0.0.1", p.port);
-    ck_assert_int_ge(hog, 0);
-    struct pollfd out = {.fd = hog, .events = POLLOUT};
-    while (sent < big) {
-        ssize_t w = send(hog, blob + sent, big - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0)
-            sent += (size_t)w;
-        else if (poll_for(&out, 1, 200) == 0)
-            break;
-    }
-    free(blob);
-    ck_assert_msg(sent < (12u << 20), "the server took %zu bytes without our reading any",
-                  sent);
+    int hog = connect_hog(p.port, 5);
     run_clients(p.port, 200, 64 * 1024, 50, 1u << 20, NULL);
-    double cpu = proc_cpu(p.pid);
-    poll_for(NULL, 0, 300);
-    cpu = proc_cpu(p.pid) - cpu;
-    ck_assert_msg(cpu < 0.1, "the server used %.2f s of CPU in 0.3 s while idle", cpu);
+    assert_idle(p.pid);
     reset_close(hog);
     server_stop(&p, 5);
     ck_assert_msg(p.nerr == 0, "server wrote to stderr: %s", p.errs);
