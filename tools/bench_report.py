@@ -175,9 +175,9 @@ PAIRS = [
 ]
 
 
-def main():
-    src, out = sys.argv[1], sys.argv[2]
-    ctx, r, c = load(src)
+def render(src, loaded):
+    """The micro report as markdown; loaded is load(src)."""
+    ctx, r, c = loaded
     lines = [
         "# uco microbenchmarks",
         "",
@@ -225,8 +225,13 @@ def main():
                          f"{r[k][1] / base:.2f}x the time |")
         lines += ["", "Coroutines share one core: for CPU-bound work use threads, or "
                   "`uco_offload` to keep the loop free while the pool uses both cores.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    src, out = sys.argv[1], sys.argv[2]
     with open(out, "w") as f:
-        f.write("\n".join(lines))
+        f.write(render(src, load(src)))
 
 
 if __name__ == "__main__":

@@ -43,13 +43,13 @@ def rfmt(x):
 
 # ---- micro: every case as min/median/max ------------------------------------
 
-def micro_figures(gbench_path):
-    ctx, runs, counters = bench_report.load(gbench_path)
+def micro_figures(loaded):
+    ctx, runs, counters = loaded
     figs = {name: {"unit": "ns per item", "min": t[0], "median": t[1], "max": t[2]}
             for name, t in runs.items()}
     for (name, counter), t in counters.items():
         figs[f"{name}:{counter}"] = {"unit": counter, "min": t[0], "median": t[1], "max": t[2]}
-    return ctx, runs, figs
+    return figs
 
 
 # ---- macro tables -------------------------------------------------------------
@@ -121,7 +121,7 @@ def at_least(a, b, factor=1.0):
     return "tie" if a["max"] >= factor * b["min"] else False
 
 
-def targets(runs, macro):
+def targets(runs, counters, macro):
     def m(name):
         t = runs.get(name)
         return t[1] if t else None
@@ -148,7 +148,7 @@ def targets(runs, macro):
     sp = m("spawn/uco")
     if sp:
         row("spawn + join under 150 ns", f"{sp:.1f} ns", sp < 150)
-    for (name, c), t in bench_report_counters.items():
+    for (name, c), t in counters.items():
         if c == "bytes_per_task" and "uco" in name:
             row("idle task under 8 KiB resident", f"{t[1]:.0f} B", t[1] < 8192)
             break
@@ -187,8 +187,6 @@ def targets(runs, macro):
     out.append("")
     return out
 
-
-bench_report_counters = {}
 
 
 # ---- charts ----------------------------------------------------------------------
@@ -306,20 +304,14 @@ def http_chart(http, chartdir, fname):
 def main():
     gbench, macro_path, out_json, report, chartdir = sys.argv[1:6]
     os.makedirs(chartdir, exist_ok=True)
-    ctx, runs, figs = micro_figures(gbench)
-    global bench_report_counters
-    bench_report_counters = bench_report.load(gbench)[2]
+    loaded = bench_report.load(gbench)
+    ctx, runs, counters = loaded
+    figs = micro_figures(loaded)
     macro = {}
     if os.path.exists(macro_path):
         with open(macro_path) as f:
             macro = json.load(f)
-
-    micro_md = report + ".micro"
-    subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "bench_report.py"),
-                    gbench, micro_md], check=True)
-    with open(micro_md) as f:
-        micro_text = f.read()
-    os.unlink(micro_md)
+    micro_text = bench_report.render(gbench, loaded)
 
     charts = [
         micro_chart(runs, chartdir, "micro_ratios"),
@@ -351,7 +343,7 @@ def main():
             lines += ["Skipped (never faked):", ""]
             lines += [f"- {k}: {v}" for k, v in sorted(macro["skipped"].items())]
             lines.append("")
-    lines += targets(runs, macro)
+    lines += targets(runs, counters, macro)
     if charts:
         lines += ["## Charts", ""] + [f"![{c}]({rel}/{c})" for c in charts] + [""]
     with open(report, "w") as f:
