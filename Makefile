@@ -176,7 +176,7 @@ $(BENCH_MICRO): bench/bench_micro.c bench/harness.h $(BENCH_OBJ) $(B)/libuco.a $
 #   bench/results/report.md, bench/results/charts/*.png
 FULL    ?=
 BENCH_REPS := $(if $(FULL),5,3)
-BENCH_TIME ?= $(if $(FULL),1,0.5)
+BENCH_TIME ?= $(if $(FULL),1,0.25)
 bench: lib examples tools $(BENCH_MICRO)
 	@sh tools/deps.sh bench
 	@mkdir -p $(RESULTS)

@@ -9,8 +9,8 @@ file_server against nginx, driven by wrk.
 Runs are interleaved (A B C A B C ...), each with a fresh server process on a
 fresh port (port 0, read back from its "listening on" line).  The server is
 pinned to CPU 0 and the load generator to CPU 1 where the machine has two.
-The server's CPU time over the run comes from /proc/PID/stat (utime+stime of
-the process and its children, in clock ticks).
+The server's CPU time over the run comes from the POSIX CPU clock of the
+process and its children (nanoseconds, exited threads included).
 
     bench_macro.py --build build --out results.json [--full] [--only NAMES]
 """
@@ -82,17 +82,25 @@ def tree_pids(pid):
     return out
 
 
-def cpu_ticks(pid):
-    """utime+stime of pid's whole tree, in clock ticks (dead threads included)."""
-    total = 0
-    for p in tree_pids(pid):
+def process_cpu_ns(pid):
+    """CPU time of one process (all its threads, exited ones included), in
+    ns: its POSIX CPU clock, which Linux exposes for any pid as
+    ((~pid) << 3) | CPUCLOCK_SCHED.  /proc/PID/stat only gives 10 ms ticks,
+    which on a 1 s run would be a 1% error by itself."""
+    try:
+        return time.clock_gettime_ns(((~pid) << 3) | 2)
+    except OSError:  # gone, or a kernel without it: fall back to the ticks
         try:
-            with open(f"/proc/{p}/stat") as f:
+            with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // TICK
         except (OSError, IndexError, ValueError):
-            pass
-    return total
+            return 0
+
+
+def cpu_ns(pid):
+    """CPU time of pid's whole tree (nginx's workers too), in ns."""
+    return sum(process_cpu_ns(p) for p in tree_pids(pid))
 
 
 class Server:
@@ -142,8 +150,8 @@ class Server:
                 time.sleep(0.02)
         raise RuntimeError(f"{self.argv[0]}: port {self.port} never accepted")
 
-    def ticks(self):
-        return cpu_ticks(self.proc.pid)
+    def cpu_ns(self):
+        return cpu_ns(self.proc.pid)
 
     def stop(self):
         """SIGTERM, then SIGKILL after 5 s; returns the exit status."""
@@ -218,9 +226,9 @@ def build_peer(build, name):
 # ---- echo --------------------------------------------------------------------
 
 def load_window(argv, srv, timeout):
-    """Runs a uco-load with --warmup, pinned; the server's CPU ticks are read
+    """Runs a uco-load with --warmup, pinned; the server's CPU time is read
     when it says "measuring" and "done", so connection set-up and tear-down
-    are not charged to the requests.  Returns (ticks, parsed JSON)."""
+    are not charged to the requests.  Returns (CPU ns, parsed JSON)."""
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          stdin=subprocess.DEVNULL, preexec_fn=pin(LOAD_CPU))
     t0 = t1 = None
@@ -229,9 +237,9 @@ def load_window(argv, srv, timeout):
     try:
         for line in p.stderr:
             if line.startswith("uco-load: measuring"):
-                t0 = srv.ticks()
+                t0 = srv.cpu_ns()
             elif line.startswith("uco-load: done"):
-                t1 = srv.ticks()
+                t1 = srv.cpu_ns()
             else:
                 tail = (tail + [line.strip()])[-3:]
             if time.monotonic() > deadline:
@@ -252,7 +260,7 @@ def load_window(argv, srv, timeout):
 def echo_once(build, argv, conns, size, duration, warmup):
     srv = Server(argv + ["--port", "0"])
     try:
-        ticks, r = load_window([os.path.join(build, "tools", "uco-load"), "echo",
+        cpu, r = load_window([os.path.join(build, "tools", "uco-load"), "echo",
                                 "--port", str(srv.port), "--connections", str(conns),
                                 "--size", str(size), "--duration", str(duration),
                                 "--warmup", str(warmup), "--json"], srv,
@@ -265,10 +273,16 @@ def echo_once(build, argv, conns, size, duration, warmup):
         "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"],
         "p999_us": r["latency_us"]["p99_9"], "max_us": r["latency_us"]["max"],
         "errors": r["errors"], "requests": reqs,
-        "cpu_us_per_req": ticks / TICK * 1e6 / reqs if reqs else None,
-        "server_cpu_s": ticks / TICK, "duration_s": r["duration_s"],
+        "cpu_us_per_req": cpu / 1e3 / reqs if reqs else None,
+        "server_cpu_s": cpu / 1e9, "duration_s": r["duration_s"],
         "exit_status": status,
     }
+
+
+def rounds_order(items, rep):
+    """Every other round runs backwards (A B C, C B A, ...): the machine's
+    drift then favours no server for coming first in a round."""
+    return items if rep % 2 == 0 else items[::-1]
 
 
 def echo_suite(build, servers, configs, repeats, duration, warmup):
@@ -283,9 +297,10 @@ def echo_suite(build, servers, configs, repeats, duration, warmup):
             except Exception:
                 pass  # reported by the counted runs
         for rep in range(repeats):
-            for name, _, argv in servers:
+            for name, _, argv in rounds_order(servers, rep):
                 try:
                     r = echo_once(build, argv, conns, size, duration, w)
+                    r["round"] = rep  # runs of one round ran back to back: compare those
                     runs[name].append(r)
                     log(f"   echo {conns:>5} conns {size:>5} B  run {rep + 1}/{repeats}  {name:<11}"
                         f" {r['rps']:>9.0f} req/s  p99 {r['p99_us']:>6} us"
@@ -351,15 +366,15 @@ def wrk_parse(text):
 
 def http_once(srv, path, conns, duration):
     url = f"http://127.0.0.1:{srv.port}/{path}"
-    t0 = srv.ticks()
+    t0 = srv.cpu_ns()
     rc, out, err = run_pinned(["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", url],
                               timeout=duration * 4 + 60)
-    t1 = srv.ticks()
+    t1 = srv.cpu_ns()
     if rc != 0:
         raise RuntimeError(f"wrk exited {rc}: {err.strip()[-300:]}")
     rps, lat, errors, reqs = wrk_parse(out)
     return {"rps": rps, "p50_us": lat.get("50"), "p99_us": lat.get("99"), "errors": errors,
-            "requests": reqs, "cpu_us_per_req": (t1 - t0) / TICK * 1e6 / reqs if reqs else None}
+            "requests": reqs, "cpu_us_per_req": (t1 - t0) / 1e3 / reqs if reqs else None}
 
 
 def start_http(name, build, root, tmp):
@@ -401,7 +416,7 @@ def http_suite(build, configs, repeats, duration, tmp):
         runs = {n: [] for n in names}
         failures = {n: [] for n in names}
         for rep in range(repeats):
-            for n in names:
+            for n in rounds_order(names, rep):
                 try:
                     srv = start_http(n, build, root, tmp)
                     try:
@@ -409,6 +424,7 @@ def http_suite(build, configs, repeats, duration, tmp):
                     finally:
                         r_status = srv.stop()
                     r["exit_status"] = r_status
+                    r["round"] = rep
                     runs[n].append(r)
                     log(f"   http {path:<7} {conns:>4} conns run {rep + 1}/{repeats}  {n:<6}"
                         f" {r['rps']:>9.0f} req/s  p99 {r['p99_us'] or 0:>8.0f} us"
@@ -447,9 +463,9 @@ def main():
     ap.add_argument("--duration", type=float)
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
-    repeats = a.repeats or (5 if a.full else 3)
-    duration = a.duration or (5 if a.full else 1)
-    warmup = 1 if a.full else 0.5
+    repeats = a.repeats or 5
+    duration = a.duration or (5 if a.full else 0.4)
+    warmup = 1 if a.full else 0.2
     echo_cfg = [(50, 64), (1000, 64), (50, 4096), (1000, 4096)]
     if a.full:
         echo_cfg += [(10000, 64), (10000, 4096)]
