@@ -107,7 +107,8 @@ static inline void coro_switch(struct coro *from, struct coro *to)
 }
 
 /* ---- sched.c: tasks, run queue, waits, uco_run ---- */
-enum task_state { T_READY, T_RUNNING, T_PARKED_IO, T_PARKED_WAIT, T_DONE };
+/* One byte, so that the task's hot fields fit one cache line. */
+enum __attribute__((packed)) task_state { T_READY, T_RUNNING, T_PARKED_IO, T_PARKED_WAIT, T_DONE };
 
 /* A waiting task's place in a wait queue.  Lives in the waiter's frame;
  * a task may wait on several queues at once (uco_wait_any). */
@@ -165,7 +166,6 @@ struct uco_op {
     int res;
     unsigned flags;
     bool done;      /* final completion delivered */
-    int64_t ts[2];  /* a linked timeout's deadline (struct __kernel_timespec) */
 };
 
 /* A task's timer: a node of the runtime's pairing heap, ordered by
@@ -183,17 +183,19 @@ struct timer {
 
 struct uco_task {
     /* What every await and hand-off reads or writes comes first, within
-     * one cache line: a pass over many tasks then touches one line each. */
+     * one cache line (tasks are allocated 64-byte aligned): a pass over
+     * many tasks then touches one line of each. */
     enum task_state state;
-    unsigned flags;
     bool cancel_pending;  /* uco_cancel() not yet delivered */
     bool cancelling;      /* the current wait is being cancelled */
     bool woken;           /* a waker (not a timer or a cancel) ended the wait */
+    unsigned flags;
     uint64_t deadline;    /* absolute CLOCK_MONOTONIC ns of the timeout scope; 0 = none */
-    struct uco_op *io;    /* the operation the task is parked on */
     uco_task *next;       /* run queue */
-    struct coro ctx;      /* ctx.sp is the hot field */
-    struct uco_op aop;    /* the await in flight (task, handler set at spawn) */
+    /* The await in flight (task, handler set at spawn); the task is parked
+     * on it exactly while its state is T_PARKED_IO. */
+    struct uco_op aop;
+    struct coro ctx;      /* ctx.sp, its first field, ends the hot line */
     struct stack stack;
     struct uco_rt *rt;
     uco_fn fn;
@@ -201,12 +203,15 @@ struct uco_task {
     intptr_t result;
     uint64_t id;
     intptr_t wake_value;
+    int64_t lt_ts[2];     /* the await's linked timeout (struct __kernel_timespec) */
     struct timer timer;   /* armed while a sleep or a deadline wait parks it */
     struct waitq joinq;   /* joiners and uco_wait_any waiters */
     struct waitq parkq;   /* uco_park() */
     uint64_t run_since;   /* debug mode: when it was last switched in */
     uco_task *all_prev, *all_next; /* every task not yet freed */
 };
+_Static_assert(offsetof(struct uco_task, ctx.sp) + sizeof(void *) <= 64,
+               "a task's hot fields must fit its first cache line");
 
 struct reactor;
 

@@ -54,6 +54,7 @@ struct offload {
     bool vg_tick;              /* under valgrind: see tick_arm() */
     bool tick_armed;
     struct uco_op tick;
+    int64_t tick_ts[2];        /* its struct __kernel_timespec */
 };
 
 /* ---- the queue and the workers (mutex held unless said otherwise) ---- */
@@ -207,9 +208,9 @@ static void read_arm(struct uco_rt *rt, struct offload *off)
 static void tick_arm(struct uco_rt *rt, struct offload *off)
 {
     struct io_uring_sqe *sqe = reactor_sqe(rt);
-    off->tick.ts[0] = 0;
-    off->tick.ts[1] = 1000000;
-    io_uring_prep_timeout(sqe, (struct __kernel_timespec *)off->tick.ts, 0, 0);
+    off->tick_ts[0] = 0;
+    off->tick_ts[1] = 1000000;
+    io_uring_prep_timeout(sqe, (struct __kernel_timespec *)off->tick_ts, 0, 0);
     reactor_arm(rt, sqe, &off->tick);
     off->tick_armed = true;
 }

@@ -252,11 +252,11 @@ void reactor_cancel(struct uco_rt *rt, struct uco_op *op)
     io_uring_sqe_set_data(sqe, NULL);
 }
 
-static void set_ts(struct uco_rt *rt, struct uco_op *op, uint64_t at)
+static void set_ts(struct uco_rt *rt, int64_t ts[2], uint64_t at)
 {
     at = sched_slack(rt, at);
-    op->ts[0] = (int64_t)(at / 1000000000u);
-    op->ts[1] = (int64_t)(at % 1000000000u);
+    ts[0] = (int64_t)(at / 1000000000u);
+    ts[1] = (int64_t)(at % 1000000000u);
 }
 
 /* Parks the caller on op until its final completion.  With a deadline,
@@ -268,14 +268,13 @@ static void park_on(struct uco_rt *rt, uco_task *self, struct io_uring_sqe *sqe,
     reactor_arm(rt, sqe, op);
     if (deadline) {
         sqe->flags |= IOSQE_IO_LINK;
-        set_ts(rt, op, deadline);
+        set_ts(rt, self->lt_ts, deadline);
         struct io_uring_sqe *lt = io_uring_get_sqe(&rt->reactor->ring); /* kept free */
-        io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)op->ts, IORING_TIMEOUT_ABS);
+        io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)self->lt_ts,
+                                   IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data(lt, NULL);
     }
-    self->io = op;
     sched_park(rt, st);
-    self->io = NULL;
 }
 
 /* What an await returns once its operation has completed. */
@@ -343,9 +342,7 @@ static inline __attribute__((always_inline)) int await_op(struct io_uring_sqe *s
     op->done = false;
     io_uring_sqe_set_data(sqe, op);
     rt->inflight++;
-    self->io = op;
     sched_park(rt, T_PARKED_IO);
-    self->io = NULL;
     if (cqe_flags)
         *cqe_flags = op->flags;
     return await_result(self, op);
