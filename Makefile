@@ -185,7 +185,7 @@ bench: lib examples tools $(BENCH_MICRO)
 	    --benchmark_out=$(RESULTS)/$(STAMP)-gbench.json --benchmark_out_format=json
 	python3 tools/bench_macro.py --build $(B) --out $(RESULTS)/$(STAMP)-macro.json $(if $(FULL),--full)
 	python3 tools/bench_summary.py $(RESULTS)/$(STAMP)-gbench.json $(RESULTS)/$(STAMP)-macro.json \
-	    $(RESULTS)/$(STAMP).json $(RESULTS)/report.md $(RESULTS)/charts
+	    $(RESULTS)/$(STAMP).json $(RESULTS)/report.md $(RESULTS)/charts README.md
 	@echo "== report: $(RESULTS)/report.md, charts in $(RESULTS)/charts =="
 	@cat $(RESULTS)/report.md
 

@@ -442,6 +442,24 @@ def http_suite(build, configs, repeats, duration, tmp):
     return results, skipped
 
 
+def machine():
+    """CPU model, memory and OS, for saying where the figures were taken."""
+    def grep(path, key, sep):
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith(key):
+                        return line.split(sep, 1)[1].strip().strip('"')
+        except OSError:
+            pass
+        return None
+    mem = grep("/proc/meminfo", "MemTotal:", ":")
+    parts = [grep("/proc/cpuinfo", "model name", ":"), f"{NCPU} CPUs",
+             f"{int(mem.split()[0]) / 2**20:.0f} GiB" if mem else None,
+             grep("/etc/os-release", "PRETTY_NAME=", "=")]
+    return ", ".join(p for p in parts if p)
+
+
 def git_commit():
     """The source the binaries were built from, as git describes it."""
     try:
@@ -488,6 +506,7 @@ def main():
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),
         "commit": git_commit(),
         "cpus": NCPU, "kernel": os.uname().release, "placement": placement,
+        "machine": machine(),
         "repeats": repeats, "duration_s": duration, "warmup_s": warmup, "full": a.full,
         "load_generators": {"echo": "uco-load (build/tools/uco-load)", "http": "wrk -t1"},
         "echo": echo, "http": http, "skipped": {**skipped, **http_skipped},

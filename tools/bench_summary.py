@@ -2,12 +2,13 @@
 """The last step of `make bench`: one JSON with every figure, report.md with
 the tables and the targets, and gnuplot charts.
 
-    bench_summary.py GBENCH.json MACRO.json OUT.json REPORT.md CHARTDIR
+    bench_summary.py GBENCH.json MACRO.json OUT.json REPORT.md CHARTDIR [README.md]
 
 GBENCH.json is Google Benchmark's own output (kept as it is, so its compare
 tools work on it); MACRO.json comes from bench_macro.py.  The micro tables
 are bench_report.py's; this script adds the macro tables, the targets and the
-charts, and writes OUT.json with min/median/max of every figure.
+charts, and writes OUT.json with min/median/max of every figure.  Given a
+README, it rewrites the results block between its markers (bench_readme.py).
 """
 import json
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_readme  # noqa: E402  (the README's results block)
 import bench_report  # noqa: E402  (the micro tables)
 
 CONFIG_LABEL = {(50, 64): "50 conns, 64 B", (1000, 64): "1000 conns, 64 B",
@@ -146,8 +148,12 @@ def targets(runs, counters, macro):
     out = ["## Targets (issue #5): where we stand", "",
            "| target | measured | |", "|---|---|---|"]
 
+    rows = []  # (what, measured, verdict, met) for the README
+
     def row(what, measured, ok):
-        out.append(f"| {what} | {measured} | {verdict(ok) if ok is not None else 'not measured'} |")
+        text = verdict(ok) if ok is not None else "not measured"
+        out.append(f"| {what} | {measured} | {text} |")
+        rows.append((what, measured, text, ok[0] if isinstance(ok, tuple) else bool(ok)))
 
     asm, boost = m("switch/asm_floor"), m("switch/boost_jump_fcontext")
     if asm and boost:
@@ -208,7 +214,7 @@ def targets(runs, counters, macro):
             row("file server: at least nginx's req/s on 1 KiB files", pfmt(pr),
                 judge(pr, lambda x: x >= 1.0))
     out.append("")
-    return out
+    return out, rows
 
 
 
@@ -326,6 +332,7 @@ def http_chart(http, chartdir, fname):
 
 def main():
     gbench, macro_path, out_json, report, chartdir = sys.argv[1:6]
+    readme = sys.argv[6] if len(sys.argv) > 6 else None
     os.makedirs(chartdir, exist_ok=True)
     loaded = bench_report.load(gbench)
     ctx, runs, counters = loaded
@@ -368,12 +375,16 @@ def main():
             lines += ["Skipped (never faked):", ""]
             lines += [f"- {k}: {v}" for k, v in sorted(macro["skipped"].items())]
             lines.append("")
-    lines += targets(runs, counters, macro)
+    target_lines, target_rows = targets(runs, counters, macro)
+    lines += target_lines
     if charts:
         lines += ["## Charts", ""] + [f"![{c}]({rel}/{c})" for c in charts] + [""]
     with open(report, "w") as f:
         f.write("\n".join(lines))
 
+    if readme:
+        bench_readme.write_readme(readme, bench_readme.readme_block(loaded, macro, target_rows,
+                                                                    charts, paired))
     with open(out_json, "w") as f:
         json.dump({"context": ctx, "micro": figs, "macro": macro,
                    "sources": {"gbench": os.path.basename(gbench),
