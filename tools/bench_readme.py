@@ -135,7 +135,8 @@ def bullets(runs, counters, target_rows):
 
 def readme_block(loaded, macro, target_rows, charts, paired):
     ctx, runs, counters = loaded
-    head = f"Latest run: {macro.get('date', ctx.get('date', '?'))[:10]}"
+    head = f"Latest run ({'`make bench FULL=1`' if macro.get('full') else '`make bench`'}): " \
+        f"{macro.get('date', ctx.get('date', '?'))[:10]}"
     if macro:
         where = macro.get("machine") or f"{macro['cpus']} CPUs"
         head += (f" on host {macro['host']} ({where}, kernel {macro['kernel']}), "
