@@ -4,7 +4,8 @@
  *   spawn/...   create + run + join one task or thread
  *   chan/...    a one-item ping-pong through a channel or a condvar queue
  *   pipe/...    a one-byte ping-pong through two pipes
- *   await/...   NOPs awaited through the runtime vs raw liburing
+ *   await/...   NOPs awaited through the runtime vs raw liburing, apart and
+ *               side by side (paired_nop: the two alternate every batch)
  *   timers/...  how late 10,000 concurrent sleeps wake
  *   file/...    random 4 KiB reads from the page cache, 1-64 in flight
  *   memory/...  resident bytes per idle coroutine and per idle thread, how
@@ -446,6 +447,67 @@ static void await_raw_liburing(bench_state *s)
     io_uring_queue_exit(&ring);
     bench_set_items(s, bench_iterations(s) * batch * per);
 }
+
+/* The two sides again, side by side in time: each iteration runs one
+ * batch through the runtime and the same NOPs through a raw ring, timed
+ * apart, so the ratio of the two compares runs a millisecond apart
+ * rather than seconds (this VM's speed drifts between repetitions). */
+static int raw_nops(struct io_uring *ring, int batch, long rounds)
+{
+    for (long r = 0; r < rounds; r++) {
+        for (int i = 0; i < batch; i++)
+            io_uring_prep_nop(io_uring_get_sqe(ring));
+        int ret = io_uring_submit_and_wait(ring, (unsigned)batch);
+        if (ret < 0)
+            return ret;
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(ring, head, cqe) n++;
+        io_uring_cq_advance(ring, n);
+    }
+    return 0;
+}
+
+static intptr_t paired_main(void *arg)
+{
+    bench_state *s = arg;
+    int tasks = (int)bench_range(s, 0);
+    const long per = 256;
+    struct io_uring ring;
+    struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
+    if (io_uring_queue_init_params(256, &ring, &p) < 0 && io_uring_queue_init(256, &ring, 0) < 0) {
+        bench_skip(s, "io_uring_queue_init failed");
+        return 0;
+    }
+    uco_task *t[64];
+    uint64_t uco_ns = 0, raw_ns = 0;
+    while (bench_keep_running(s)) {
+        bench_pause(s);
+        for (int i = 0; i < tasks; i++)
+            t[i] = uco_spawn(nop_loop, (void *)(intptr_t)per);
+        bench_resume(s);
+        uint64_t t0 = uco_now();
+        uco_gather(t, (size_t)tasks, NULL);
+        uint64_t t1 = uco_now();
+        if (raw_nops(&ring, tasks, per) < 0) {
+            bench_skip(s, "io_uring_submit_and_wait failed");
+            break;
+        }
+        uco_ns += t1 - t0;
+        raw_ns += uco_now() - t1;
+    }
+    io_uring_queue_exit(&ring);
+    double nops = (double)bench_iterations(s) * tasks * per;
+    bench_set_items(s, (int64_t)(2 * nops));
+    if (nops > 0 && raw_ns) {
+        bench_counter(s, "uco_ns_per_nop", (double)uco_ns / nops);
+        bench_counter(s, "raw_ns_per_nop", (double)raw_ns / nops);
+        bench_counter(s, "uco_over_raw", (double)uco_ns / (double)raw_ns);
+    }
+    return 0;
+}
+
+static void await_paired(bench_state *s) { in_runtime(s, paired_main); }
 
 /* ---- timers: 10,000 concurrent sleeps, how late they wake ---- */
 
@@ -1067,6 +1129,8 @@ int main(int argc, char **argv)
                                                            await_raw_liburing), 1)));
     bench_real_time(bench_unit_us(bench_arg(bench_register("await/raw_liburing_nop",
                                                            await_raw_liburing), 64)));
+    bench_real_time(bench_unit_us(bench_arg(bench_register("await/paired_nop", await_paired), 1)));
+    bench_real_time(bench_unit_us(bench_arg(bench_register("await/paired_nop", await_paired), 64)));
     bench_real_time(bench_fixed_iterations(bench_register("timers/uco_10k_sleeps", timers_uco), 3));
     bench_real_time(bench_fixed_iterations(bench_register("memory/uco_100k_idle_tasks", memory_uco), 1));
     bench_real_time(bench_fixed_iterations(bench_register("memory/threads_10k_idle", memory_threads), 1));

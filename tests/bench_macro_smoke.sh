@@ -8,7 +8,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 python3 tools/bench_macro.py --build "$B" --out "$out/macro.json" --only uco,epoll \
     --repeats 2 --duration 0.3 >"$out/log" 2>&1 || { cat "$out/log"; exit 1; }
-"$B/bench/bench_micro" --benchmark_filter='spawn/uco|switch/asm_floor' --benchmark_min_time=0.01 \
+"$B/bench/bench_micro" --benchmark_filter='spawn/uco|switch/asm_floor|await/paired_nop/1/' --benchmark_min_time=0.01 \
     --benchmark_out="$out/g.json" --benchmark_out_format=json >/dev/null 2>&1
 python3 tools/bench_summary.py "$out/g.json" "$out/macro.json" "$out/all.json" \
     "$out/report.md" "$out/charts" || exit 1
@@ -22,6 +22,7 @@ check "errors in the echo runs" "python3 -c 'import json,sys; d=json.load(open(\
 check "no CPU per request" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(not all(r[\"cpu_us_per_req\"] > 0 for e in d[\"echo\"] for r in e[\"runs\"]))'"
 check "servers did not exit 0 on SIGTERM" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(any(r[\"exit_status\"] for e in d[\"echo\"] for r in e[\"runs\"]))'"
 check "combined JSON lacks micro or macro" "python3 -c 'import json,sys; d=json.load(open(\"$out/all.json\")); sys.exit(not (d[\"micro\"] and d[\"macro\"][\"echo\"]))'"
+check "no side-by-side await target" "grep -q 'NOP await, 1 task(s).*side by side: [0-9.]* ns vs [0-9.]* ns' '$out/report.md'"
 check "no echo chart" "test -s '$out/charts/echo_rps.png'"
 check "runs not tagged with their round" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(sorted(r[\"round\"] for r in d[\"echo\"][0][\"runs\"]) != [0, 1])'"
 check "no paired req/s ratio in the targets" "grep -q 'req/s at least epoll.*median of 2 rounds' '$out/report.md'"
@@ -30,7 +31,7 @@ check "paired() does not pair by round" "python3 -c 'import sys; sys.path.insert
 # The server's CPU comes from its process CPU clock, in ns: ours agrees with process_time.
 check "process CPU clock disagrees with process_time" "python3 -c 'import sys, time, os; sys.path.insert(0, \"tools\"); import bench_macro as m; [sum(range(10**5)) for _ in range(20)]; a = m.process_cpu_ns(os.getpid()); b = time.process_time_ns(); sys.exit(not (b > 0 and abs(a - b) < 0.05 * b + 2e6))'"
 if [ $fail = 0 ]; then
-    echo "bench_macro_smoke: 11 passed, 0 failed"
+    echo "bench_macro_smoke: 12 passed, 0 failed"
 else
-    cat "$out/log"; echo "bench_macro_smoke: $((11 - fail)) passed, $fail failed"; exit 1
+    cat "$out/log"; echo "bench_macro_smoke: $((12 - fail)) passed, $fail failed"; exit 1
 fi
