@@ -271,6 +271,54 @@ static inline uint64_t sched_next_timer(const struct uco_rt *rt)
 /* Parks the running task in state st until sched_wake(); does not check. */
 void sched_park(struct uco_rt *rt, enum task_state st) UCO_HIDDEN;
 
+void sched_debug_leave(struct uco_rt *rt, const uco_task *t) UCO_HIDDEN;
+uco_task *sched_poll_inline(struct uco_rt *rt) UCO_HIDDEN;
+
+static inline struct coro *sched_enter(struct uco_rt *rt, uco_task *next)
+{
+    rt->current = next;
+    if (!next)
+        return &rt->sched_ctx;
+    next->state = T_RUNNING;
+    if (unlikely(rt->debug))
+        next->run_since = uco_now();
+    return &next->ctx;
+}
+
+/* Leaves the running task `from` (already queued or parked) for the next
+ * runnable task, directly: one switch per hand-off, none when `from` is
+ * the next to run.  Inline, here, so that an await parks without a call
+ * and a stack frame of its own between it and the switch. */
+static inline __attribute__((always_inline)) void sched_switch_from(struct uco_rt *rt,
+                                                                   uco_task *from)
+{
+    if (unlikely(rt->debug))
+        sched_debug_leave(rt, from);
+    uco_task *next = rt->pass;
+    if (likely(next))
+        rt->pass = next->next;
+    else
+        next = sched_poll_inline(rt);
+    if (next == from) {
+        rt->current = from;
+        from->state = T_RUNNING;
+        if (unlikely(rt->debug))
+            from->run_since = uco_now();
+        return;
+    }
+    coro_switch(&from->ctx, sched_enter(rt, next));
+    if (unlikely(rt->deadlock)) /* being discarded: see discard_parked() */
+        coro_exit(&rt->sched_ctx);
+}
+
+static inline __attribute__((always_inline)) void sched_park_inline(struct uco_rt *rt,
+                                                                    enum task_state st)
+{
+    uco_task *self = rt->current;
+    self->state = st;
+    sched_switch_from(rt, self);
+}
+
 /* Makes a parked task runnable (at the tail of the run queue: it runs in
  * the next pass).  Inline: the reactor calls it for every completion. */
 static inline void sched_wake(struct uco_rt *rt, uco_task *t)

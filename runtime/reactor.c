@@ -342,7 +342,7 @@ static inline __attribute__((always_inline)) int await_op(struct io_uring_sqe *s
     op->done = false;
     io_uring_sqe_set_data(sqe, op);
     rt->inflight++;
-    sched_park(rt, T_PARKED_IO);
+    sched_park_inline(rt, T_PARKED_IO);
     if (cqe_flags)
         *cqe_flags = op->flags;
     return await_result(self, op);

@@ -51,7 +51,7 @@ static void task_name(const uco_task *t, char *buf, size_t len)
 
 /* asyncio's slow-callback warning: a task that holds the loop this long
  * delays every other task and every completion. */
-static void debug_leave(struct uco_rt *rt, const uco_task *t)
+void sched_debug_leave(struct uco_rt *rt, const uco_task *t)
 {
     uint64_t ran = uco_now() - t->run_since;
     if (ran < rt->debug_slow_ns)
@@ -75,17 +75,6 @@ static void debug_unjoined(struct uco_rt *rt)
     }
 }
 
-static struct coro *enter(struct uco_rt *rt, uco_task *next)
-{
-    rt->current = next;
-    if (!next)
-        return &rt->sched_ctx;
-    next->state = T_RUNNING;
-    if (unlikely(rt->debug))
-        next->run_since = uco_now();
-    return &next->ctx;
-}
-
 /* The pass is over and the task leaving cannot go on.  When all the loop
  * would do before the next pass is a poll (no spare stack to unmap while
  * idle), it is done here, on that task's stack, and the next pass starts
@@ -93,7 +82,7 @@ static struct coro *enter(struct uco_rt *rt, uco_task *next)
  * the loop's context, and a yield ping-pong never enters it.  NULL sends
  * the caller to the loop, which also decides about idle, deadlock and
  * exit. */
-static __attribute__((noinline)) uco_task *poll_inline(struct uco_rt *rt)
+__attribute__((noinline)) uco_task *sched_poll_inline(struct uco_rt *rt)
 {
     bool block = !rt->runq_head;
     if (block && rt->pool.nspare)
@@ -108,35 +97,9 @@ static __attribute__((noinline)) uco_task *poll_inline(struct uco_rt *rt)
     return pass_begin(rt);
 }
 
-/* Leaves the running task `from` (already queued or parked) for the next
- * runnable task, directly: one switch per hand-off, none when `from` is
- * the next to run. */
-static inline __attribute__((always_inline)) void switch_from(struct uco_rt *rt, uco_task *from)
-{
-    if (unlikely(rt->debug))
-        debug_leave(rt, from);
-    uco_task *next = rt->pass;
-    if (likely(next))
-        rt->pass = next->next;
-    else
-        next = poll_inline(rt);
-    if (next == from) {
-        rt->current = from;
-        from->state = T_RUNNING;
-        if (unlikely(rt->debug))
-            from->run_since = uco_now();
-        return;
-    }
-    coro_switch(&from->ctx, enter(rt, next));
-    if (unlikely(rt->deadlock)) /* being discarded: see discard_parked() */
-        coro_exit(&rt->sched_ctx);
-}
-
 void sched_park(struct uco_rt *rt, enum task_state st)
 {
-    uco_task *self = rt->current;
-    self->state = st;
-    switch_from(rt, self);
+    sched_park_inline(rt, st);
 }
 
 static void all_link(struct uco_rt *rt, uco_task *t)
@@ -164,7 +127,7 @@ static __attribute__((noreturn)) void task_finish(uco_task *t)
 {
     struct uco_rt *rt = t->rt;
     if (unlikely(rt->debug))
-        debug_leave(rt, t);
+        sched_debug_leave(rt, t);
     t->state = T_DONE;
     rt->live--;
     sched_wake_all(rt, &t->joinq, 0);
@@ -176,7 +139,7 @@ static __attribute__((noreturn)) void task_finish(uco_task *t)
         rt->dead = s;
     if (t->flags & TF_DETACHED)
         task_free(rt, t);
-    coro_exit(enter(rt, rt->dead.base ? NULL : next_in_pass(rt)));
+    coro_exit(sched_enter(rt, rt->dead.base ? NULL : next_in_pass(rt)));
 }
 
 static void task_entry(void *arg)
@@ -303,7 +266,7 @@ int uco_yield(void)
     if (ret < 0)
         return ret;
     sched_wake(rt, self);
-    switch_from(rt, self);
+    sched_switch_from(rt, self);
     return 0;
 }
 
@@ -679,7 +642,7 @@ static void sched_loop(struct uco_rt *rt)
                 return;
             }
         }
-        coro_switch(&rt->sched_ctx, enter(rt, t));
+        coro_switch(&rt->sched_ctx, sched_enter(rt, t));
         rt->current = NULL;
     }
 }
