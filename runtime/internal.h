@@ -274,26 +274,30 @@ void sched_park(struct uco_rt *rt, enum task_state st) UCO_HIDDEN;
 void sched_debug_leave(struct uco_rt *rt, const uco_task *t) UCO_HIDDEN;
 uco_task *sched_poll_inline(struct uco_rt *rt) UCO_HIDDEN;
 
+/* Makes next (NULL: the loop) the running context; its coro to switch to. */
 static inline struct coro *sched_enter(struct uco_rt *rt, uco_task *next)
 {
     rt->current = next;
     if (!next)
         return &rt->sched_ctx;
     next->state = T_RUNNING;
-    if (unlikely(rt->debug))
-        next->run_since = uco_now();
     return &next->ctx;
 }
+
+void sched_switch_debug(struct uco_rt *rt, uco_task *from) UCO_HIDDEN;
 
 /* Leaves the running task `from` (already queued or parked) for the next
  * runnable task, directly: one switch per hand-off, none when `from` is
  * the next to run.  Inline, here, so that an await parks without a call
- * and a stack frame of its own between it and the switch. */
+ * and a stack frame of its own between it and the switch.  Debug mode
+ * (which times every task) takes the same steps out of line. */
 static inline __attribute__((always_inline)) void sched_switch_from(struct uco_rt *rt,
                                                                    uco_task *from)
 {
-    if (unlikely(rt->debug))
-        sched_debug_leave(rt, from);
+    if (unlikely(rt->debug)) {
+        sched_switch_debug(rt, from);
+        return;
+    }
     uco_task *next = rt->pass;
     if (likely(next))
         rt->pass = next->next;
@@ -302,8 +306,6 @@ static inline __attribute__((always_inline)) void sched_switch_from(struct uco_r
     if (next == from) {
         rt->current = from;
         from->state = T_RUNNING;
-        if (unlikely(rt->debug))
-            from->run_since = uco_now();
         return;
     }
     coro_switch(&from->ctx, sched_enter(rt, next));

@@ -97,6 +97,35 @@ __attribute__((noinline)) uco_task *sched_poll_inline(struct uco_rt *rt)
     return pass_begin(rt);
 }
 
+/* sched_enter(), and in debug mode the time the task starts running. */
+static struct coro *enter_timed(struct uco_rt *rt, uco_task *next)
+{
+    if (unlikely(rt->debug) && next)
+        next->run_since = uco_now();
+    return sched_enter(rt, next);
+}
+
+/* sched_switch_from() in debug mode: every task is timed from when it is
+ * switched in to when it leaves. */
+void sched_switch_debug(struct uco_rt *rt, uco_task *from)
+{
+    sched_debug_leave(rt, from);
+    uco_task *next = rt->pass;
+    if (next)
+        rt->pass = next->next;
+    else
+        next = sched_poll_inline(rt);
+    if (next == from) {
+        rt->current = from;
+        from->state = T_RUNNING;
+        from->run_since = uco_now();
+        return;
+    }
+    coro_switch(&from->ctx, enter_timed(rt, next));
+    if (rt->deadlock)
+        coro_exit(&rt->sched_ctx);
+}
+
 void sched_park(struct uco_rt *rt, enum task_state st)
 {
     sched_park_inline(rt, st);
@@ -139,7 +168,7 @@ static __attribute__((noreturn)) void task_finish(uco_task *t)
         rt->dead = s;
     if (t->flags & TF_DETACHED)
         task_free(rt, t);
-    coro_exit(sched_enter(rt, rt->dead.base ? NULL : next_in_pass(rt)));
+    coro_exit(enter_timed(rt, rt->dead.base ? NULL : next_in_pass(rt)));
 }
 
 static void task_entry(void *arg)
@@ -642,7 +671,7 @@ static void sched_loop(struct uco_rt *rt)
                 return;
             }
         }
-        coro_switch(&rt->sched_ctx, sched_enter(rt, t));
+        coro_switch(&rt->sched_ctx, enter_timed(rt, t));
         rt->current = NULL;
     }
 }
