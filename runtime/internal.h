@@ -322,16 +322,22 @@ static inline __attribute__((always_inline)) void sched_park_inline(struct uco_r
 }
 
 /* Makes a parked task runnable (at the tail of the run queue: it runs in
- * the next pass).  Inline: the reactor calls it for every completion. */
-static inline void sched_wake(struct uco_rt *rt, uco_task *t)
+ * the next pass).  Inline: the reactor calls it for every completion, with
+ * the queue's tail kept in a local (tail) that it writes back itself. */
+static inline void sched_wake_onto(struct uco_rt *rt, uco_task **tail, uco_task *t)
 {
     t->state = T_READY;
     t->next = NULL;
-    if (rt->runq_tail)
-        rt->runq_tail->next = t;
+    if (*tail)
+        (*tail)->next = t;
     else
         rt->runq_head = t;
-    rt->runq_tail = t;
+    *tail = t;
+}
+
+static inline void sched_wake(struct uco_rt *rt, uco_task *t)
+{
+    sched_wake_onto(rt, &rt->runq_tail, t);
 }
 
 int sched_await_slow(uco_task *self) UCO_HIDDEN;

@@ -63,6 +63,10 @@ static unsigned reap(struct uco_rt *rt)
     unsigned n = 0;
     unsigned head = *cq->khead;
     unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+    /* The run queue's tail and the in-flight count stay in registers
+     * across plain completions; a handler sees them written back. */
+    uco_task *last = rt->runq_tail;
+    unsigned done = 0;
     while (head != tail) {
         struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
         struct uco_op *op = io_uring_cqe_get_data(cqe);
@@ -78,21 +82,27 @@ static unsigned reap(struct uco_rt *rt)
         } else {
             if (!(flags & IORING_CQE_F_MORE)) {
                 op->done = true;
-                rt->inflight--;
+                done++;
             }
             if (op->handler) {
+                rt->runq_tail = last;
+                rt->inflight -= done;
+                done = 0;
                 op->handler(rt, op, res, flags);
+                last = rt->runq_tail;
                 head = *cq->khead;
                 tail = io_uring_smp_load_acquire(cq->ktail);
                 continue;
             }
             op->res = res;
             op->flags = flags;
-            sched_wake(rt, op->task);
+            sched_wake_onto(rt, &last, op->task);
         }
         if (head == tail) /* more may have landed meanwhile */
             tail = io_uring_smp_load_acquire(cq->ktail);
     }
+    rt->runq_tail = last;
+    rt->inflight -= done;
     return n;
 }
 
