@@ -284,6 +284,18 @@ static inline struct coro *sched_enter(struct uco_rt *rt, uco_task *next)
     return &next->ctx;
 }
 
+/* The next task to run: the rest of the pass, or else what a poll makes
+ * runnable (NULL: the loop decides). */
+static inline __attribute__((always_inline)) uco_task *sched_pick(struct uco_rt *rt)
+{
+    uco_task *next = rt->pass;
+    if (likely(next))
+        rt->pass = next->next;
+    else
+        next = sched_poll_inline(rt);
+    return next;
+}
+
 void sched_switch_debug(struct uco_rt *rt, uco_task *from) UCO_HIDDEN;
 
 /* Leaves the running task `from` (already queued or parked) for the next
@@ -298,11 +310,7 @@ static inline __attribute__((always_inline)) void sched_switch_from(struct uco_r
         sched_switch_debug(rt, from);
         return;
     }
-    uco_task *next = rt->pass;
-    if (likely(next))
-        rt->pass = next->next;
-    else
-        next = sched_poll_inline(rt);
+    uco_task *next = sched_pick(rt);
     if (next == from) {
         rt->current = from;
         from->state = T_RUNNING;
@@ -322,8 +330,9 @@ static inline __attribute__((always_inline)) void sched_park_inline(struct uco_r
 }
 
 /* Makes a parked task runnable (at the tail of the run queue: it runs in
- * the next pass).  Inline: the reactor calls it for every completion, with
- * the queue's tail kept in a local (tail) that it writes back itself. */
+ * the next pass).  Inline: the reactor calls it for every completion.
+ * sched_wake_onto() appends behind *tail: reap keeps the queue's tail in a
+ * local across completions and writes it back itself. */
 static inline void sched_wake_onto(struct uco_rt *rt, uco_task **tail, uco_task *t)
 {
     t->state = T_READY;

@@ -110,11 +110,7 @@ static struct coro *enter_timed(struct uco_rt *rt, uco_task *next)
 void sched_switch_debug(struct uco_rt *rt, uco_task *from)
 {
     sched_debug_leave(rt, from);
-    uco_task *next = rt->pass;
-    if (next)
-        rt->pass = next->next;
-    else
-        next = sched_poll_inline(rt);
+    uco_task *next = sched_pick(rt);
     if (next == from) {
         rt->current = from;
         from->state = T_RUNNING;
