@@ -391,6 +391,8 @@ static void pipe_threads(bench_state *s)
 
 /* ---- await overhead: NOPs ---- */
 
+#define NOPS_PER_TASK 256 /* per task (raw: per batch slot) and iteration */
+
 static intptr_t nop_loop(void *arg)
 {
     long n = (long)(intptr_t)arg;
@@ -402,56 +404,41 @@ static intptr_t nop_loop(void *arg)
     return 0;
 }
 
+/* Untimed: the tasks of one iteration, each awaiting NOPS_PER_TASK NOPs. */
+static void spawn_nop_tasks(bench_state *s, uco_task **t, int tasks)
+{
+    bench_pause(s);
+    for (int i = 0; i < tasks; i++)
+        t[i] = uco_spawn(nop_loop, (void *)(intptr_t)NOPS_PER_TASK);
+    bench_resume(s);
+}
+
 /* Each iteration: `tasks` tasks each await one NOP (one batch of NOPs). */
 static intptr_t await_main(void *arg)
 {
     bench_state *s = arg;
     int tasks = (int)bench_range(s, 0);
-    const long per = 256;
     uco_task *t[64];
     while (bench_keep_running(s)) {
-        bench_pause(s);
-        for (int i = 0; i < tasks; i++)
-            t[i] = uco_spawn(nop_loop, (void *)(intptr_t)per);
-        bench_resume(s);
+        spawn_nop_tasks(s, t, tasks);
         uco_gather(t, (size_t)tasks, NULL);
     }
-    bench_set_items(s, bench_iterations(s) * tasks * per);
+    bench_set_items(s, bench_iterations(s) * tasks * NOPS_PER_TASK);
     return 0;
 }
 
 static void await_uco(bench_state *s) { in_runtime(s, await_main); }
 
-/* Raw liburing: the same NOPs in batches of `batch`, submit_and_wait. */
-static void await_raw_liburing(bench_state *s)
+/* The raw side's ring: set up as the runtime's own, where the kernel allows. */
+static int raw_ring_init(struct io_uring *ring)
 {
-    int batch = (int)bench_range(s, 0);
-    const long per = 256;
-    struct io_uring ring;
     struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
-    if (io_uring_queue_init_params(256, &ring, &p) < 0 && io_uring_queue_init(256, &ring, 0) < 0) {
-        bench_skip(s, "io_uring_queue_init failed");
-        return;
-    }
-    while (bench_keep_running(s)) {
-        for (long r = 0; r < per; r++) {
-            for (int i = 0; i < batch; i++)
-                io_uring_prep_nop(io_uring_get_sqe(&ring));
-            io_uring_submit_and_wait(&ring, (unsigned)batch);
-            struct io_uring_cqe *cqe;
-            unsigned head, n = 0;
-            io_uring_for_each_cqe(&ring, head, cqe) n++;
-            io_uring_cq_advance(&ring, n);
-        }
-    }
-    io_uring_queue_exit(&ring);
-    bench_set_items(s, bench_iterations(s) * batch * per);
+    if (io_uring_queue_init_params(256, ring, &p) < 0 && io_uring_queue_init(256, ring, 0) < 0)
+        return -1;
+    return 0;
 }
 
-/* The two sides again, side by side in time: each iteration runs one
- * batch through the runtime and the same NOPs through a raw ring, timed
- * apart, so the ratio of the two compares runs a millisecond apart
- * rather than seconds (this VM's speed drifts between repetitions). */
+/* rounds batches of `batch` NOPs, each submitted and reaped at once. */
 static int raw_nops(struct io_uring *ring, int batch, long rounds)
 {
     for (long r = 0; r < rounds; r++) {
@@ -468,28 +455,46 @@ static int raw_nops(struct io_uring *ring, int batch, long rounds)
     return 0;
 }
 
+/* Raw liburing: the same NOPs in batches of `batch`, submit_and_wait. */
+static void await_raw_liburing(bench_state *s)
+{
+    int batch = (int)bench_range(s, 0);
+    struct io_uring ring;
+    if (raw_ring_init(&ring) < 0) {
+        bench_skip(s, "io_uring_queue_init failed");
+        return;
+    }
+    while (bench_keep_running(s)) {
+        if (raw_nops(&ring, batch, NOPS_PER_TASK) < 0) {
+            bench_skip(s, "io_uring_submit_and_wait failed");
+            break;
+        }
+    }
+    io_uring_queue_exit(&ring);
+    bench_set_items(s, bench_iterations(s) * batch * NOPS_PER_TASK);
+}
+
+/* The two sides again, side by side in time: each iteration runs one
+ * batch through the runtime and the same NOPs through a raw ring, timed
+ * apart, so the ratio of the two compares runs a millisecond apart
+ * rather than seconds (this VM's speed drifts between repetitions). */
 static intptr_t paired_main(void *arg)
 {
     bench_state *s = arg;
     int tasks = (int)bench_range(s, 0);
-    const long per = 256;
     struct io_uring ring;
-    struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
-    if (io_uring_queue_init_params(256, &ring, &p) < 0 && io_uring_queue_init(256, &ring, 0) < 0) {
+    if (raw_ring_init(&ring) < 0) {
         bench_skip(s, "io_uring_queue_init failed");
         return 0;
     }
     uco_task *t[64];
     uint64_t uco_ns = 0, raw_ns = 0;
     while (bench_keep_running(s)) {
-        bench_pause(s);
-        for (int i = 0; i < tasks; i++)
-            t[i] = uco_spawn(nop_loop, (void *)(intptr_t)per);
-        bench_resume(s);
+        spawn_nop_tasks(s, t, tasks);
         uint64_t t0 = uco_now();
         uco_gather(t, (size_t)tasks, NULL);
         uint64_t t1 = uco_now();
-        if (raw_nops(&ring, tasks, per) < 0) {
+        if (raw_nops(&ring, tasks, NOPS_PER_TASK) < 0) {
             bench_skip(s, "io_uring_submit_and_wait failed");
             break;
         }
@@ -497,7 +502,7 @@ static intptr_t paired_main(void *arg)
         raw_ns += uco_now() - t1;
     }
     io_uring_queue_exit(&ring);
-    double nops = (double)bench_iterations(s) * tasks * per;
+    double nops = (double)bench_iterations(s) * tasks * NOPS_PER_TASK;
     bench_set_items(s, (int64_t)(2 * nops));
     if (nops > 0 && raw_ns) {
         bench_counter(s, "uco_ns_per_nop", (double)uco_ns / nops);
