@@ -8,23 +8,6 @@ import bench_report
 
 START, END = "<!-- bench-results -->", "<!-- /bench-results -->"
 
-# (what, uco case, other case, other's label, the other is a floor to approach)
-MICRO_ROWS = [
-    ("switch, task hand-off", "switch/uco_yield", "switch/thread_futex_same_core/real_time",
-     "futex, one core", False),
-    ("switch, task hand-off", "switch/uco_yield", "switch/thread_futex_cross_core/real_time",
-     "futex, two cores", False),
-    ("spawn + join", "spawn/uco", "spawn/pthread/real_time", "pthread_create + join", False),
-    ("channel ping-pong", "chan/uco", "chan/thread_condvar/real_time", "mutex + condvar", False),
-    ("pipe ping-pong", "pipe/uco/real_time", "pipe/threads/real_time", "blocking threads", False),
-    ("bare switch", "switch/asm_floor", "switch/boost_jump_fcontext", "Boost jump_fcontext", True),
-    ("NOP await, 1 task", "await/uco_nop/1/real_time", "await/raw_liburing_nop/1/real_time",
-     "raw liburing, batch 1", True),
-    ("NOP await, 64 tasks", "await/uco_nop/64/real_time", "await/raw_liburing_nop/64/real_time",
-     "raw liburing, batch 64", True),
-]
-
-
 def thousands(v):
     return f"{v:,.0f}" if v is not None else "–"
 
@@ -39,7 +22,7 @@ def ms_or_us(us):
 
 def micro_table(runs):
     out = ["| micro (time per item) | uco | threads / the floor | ratio |", "|---|---|---|---|"]
-    for what, a, b, label, floor in MICRO_ROWS:
+    for what, a, b, label, floor in bench_report.PAIRS:
         if a not in runs or b not in runs:
             continue
         ua, ub = runs[a][1], runs[b][1]

@@ -36,10 +36,6 @@ def span(s, fmt="{:.0f}"):
     return f"{fmt.format(s['median'])} [{fmt.format(s['min'])} – {fmt.format(s['max'])}]"
 
 
-def ratio(a, b):
-    return a / b if a and b else None
-
-
 def rfmt(x):
     return f"{x:.2f}x" if x else "–"
 
@@ -297,8 +293,8 @@ def latency_chart(echo, chartdir, conns, size, fname):
 
 def micro_chart(runs, chartdir, fname):
     rows = []
-    for what, u, other, label in bench_report.PAIRS:
-        if u in runs and other in runs and "asm" not in what and "NOP" not in what:
+    for what, u, other, label, floor in bench_report.PAIRS:
+        if u in runs and other in runs and not floor:
             t, o = runs[u], runs[other]
             rows.append((f"{what} vs {label}", o[1] / t[1], o[0] / t[2], o[2] / t[0]))
     if not rows:
