@@ -7,7 +7,7 @@ B=${1:-build}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 python3 tools/bench_macro.py --build "$B" --out "$out/macro.json" --only uco,epoll \
-    --repeats 2 --duration 0.3 >"$out/log" 2>&1 || { cat "$out/log"; exit 1; }
+    --repeats 2 --duration 0.3 --cycles 2 --slice 0.05 >"$out/log" 2>&1 || { cat "$out/log"; exit 1; }
 "$B/bench/bench_micro" --benchmark_filter='spawn/uco|switch/asm_floor|await/paired_nop/1/' --benchmark_min_time=0.01 \
     --benchmark_out="$out/g.json" --benchmark_out_format=json >/dev/null 2>&1
 python3 tools/bench_summary.py "$out/g.json" "$out/macro.json" "$out/all.json" \
@@ -24,14 +24,19 @@ check "servers did not exit 0 on SIGTERM" "python3 -c 'import json,sys; d=json.l
 check "combined JSON lacks micro or macro" "python3 -c 'import json,sys; d=json.load(open(\"$out/all.json\")); sys.exit(not (d[\"micro\"] and d[\"macro\"][\"echo\"]))'"
 check "no side-by-side await target" "grep -q 'NOP await, 1 task(s).*side by side: [0-9.]* ns vs [0-9.]* ns' '$out/report.md'"
 check "no echo chart" "test -s '$out/charts/echo_rps.png'"
-check "runs not tagged with their round" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(sorted(r[\"round\"] for r in d[\"echo\"][0][\"runs\"]) != [0, 1])'"
-check "no paired req/s ratio in the targets" "grep -q 'req/s at least epoll.*median of 2 rounds' '$out/report.md'"
+# Interleaved: epoll's turns are tagged with their cycle, and each has one of
+# uco's (the reference) right before and right after it.
+check "turns not tagged with their cycle" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); e=[x for x in d[\"echo\"] if x[\"server\"]==\"epoll\"][0]; sys.exit(sorted(r[\"round\"] for r in e[\"runs\"]) != [0, 1])'"
+check "epoll's turns not bracketed by uco's" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); by={x[\"server\"]: x for x in d[\"echo\"] if (x[\"connections\"], x[\"size\"]) == (50, 64)}; u={r[\"seq\"] for r in by[\"uco\"][\"runs\"]}; sys.exit(not all(r[\"seq\"] - 1 in u and r[\"seq\"] + 1 in u for r in by[\"epoll\"][\"runs\"]))'"
+check "no paired req/s ratio in the targets" "grep -q 'req/s at least epoll.*median of 2 turns' '$out/report.md'"
 # Ratios pair runs by round, not by their order in the list.
 check "paired() does not pair by round" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_summary as s; p = s.paired({\"runs\": [{\"round\": 1, \"x\": 3}, {\"round\": 0, \"x\": 4}]}, {\"runs\": [{\"round\": 0, \"x\": 2}, {\"round\": 1, \"x\": 1}]}, \"x\"); sys.exit(p[\"median\"] != 2.5 or p[\"n\"] != 2)'"
+# Against the reference a turn pairs with the mean of the turns either side.
+check "paired() does not bracket by turn" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_summary as s; p = s.paired({\"runs\": [{\"round\": 0, \"seq\": 0, \"x\": 10}, {\"round\": 0, \"seq\": 2, \"x\": 30}]}, {\"runs\": [{\"round\": 0, \"seq\": 1, \"x\": 10}]}, \"x\"); q = s.paired({\"runs\": [{\"round\": 0, \"seq\": 1, \"x\": 10}]}, {\"runs\": [{\"round\": 0, \"seq\": 0, \"x\": 10}, {\"round\": 0, \"seq\": 2, \"x\": 30}]}, \"x\"); sys.exit(p[\"median\"] != 2.0 or p[\"unit\"] != \"turns\" or q[\"median\"] != 0.5)'"
 # The server's CPU comes from its process CPU clock, in ns: ours agrees with process_time.
 check "process CPU clock disagrees with process_time" "python3 -c 'import sys, time, os; sys.path.insert(0, \"tools\"); import bench_macro as m; [sum(range(10**5)) for _ in range(20)]; a = m.process_cpu_ns(os.getpid()); b = time.process_time_ns(); sys.exit(not (b > 0 and abs(a - b) < 0.05 * b + 2e6))'"
 if [ $fail = 0 ]; then
-    echo "bench_macro_smoke: 12 passed, 0 failed"
+    echo "bench_macro_smoke: 14 passed, 0 failed"
 else
-    cat "$out/log"; echo "bench_macro_smoke: $((12 - fail)) passed, $fail failed"; exit 1
+    cat "$out/log"; echo "bench_macro_smoke: $((14 - fail)) passed, $fail failed"; exit 1
 fi

@@ -872,6 +872,8 @@ START_TEST(test_uco_load_echo_reports_requests_and_no_errors)
 }
 END_TEST
 
+static void python_check(const char *script, const char *json);
+
 /* Checks one JSON object with python3 when there is one; always checks
  * the shape and the keys here. */
 static void check_json(const char *json, const char *const *keys)
@@ -886,12 +888,19 @@ static void check_json(const char *json, const char *const *keys)
         snprintf(quoted, sizeof(quoted), "\"%s\":", *k);
         ck_assert_msg(strstr(json, quoted), "no key %s in %s", *k, json);
     }
-    char script[] = "import json,sys\n"
-                    "d=json.load(sys.stdin)\n"
-                    "assert isinstance(d,dict)\n"
-                    "l=d['latency_us']\n"
-                    "assert d['requests']>0 and d['errors']==0, d\n"
-                    "assert 0<=l['p50']<=l['p99']<=l['p99_9']<=l['max'], l\n";
+    python_check("import json,sys\n"
+                 "d=json.load(sys.stdin)\n"
+                 "assert isinstance(d,dict)\n"
+                 "l=d['latency_us']\n"
+                 "assert d['requests']>0 and d['errors']==0, d\n"
+                 "assert 0<=l['p50']<=l['p99']<=l['p99_9']<=l['max'], l\n",
+                 json);
+}
+
+/* Runs a python3 script on json (its stdin); fails unless it exits 0, or
+ * 127 when there is no python3. */
+static void python_check(const char *script, const char *json)
+{
     int in[2];
     ck_assert_int_eq(pipe(in), 0);
     pid_t pid = fork();
@@ -962,6 +971,51 @@ START_TEST(test_uco_load_warmup_counts_only_the_window_it_marks)
 }
 END_TEST
 
+/* --slice: two servers take turns, the first (--reference) before each of
+ * the other's turns and once at the end; every turn counts requests, the
+ * CPU time of its own server and of uco-load, and the turns add up to the
+ * totals per server. */
+START_TEST(test_uco_load_interleaves_servers_turn_by_turn)
+{
+    struct proc a, b;
+    server_start(&a, ECHO_SERVER, "127.0.0.1", 0);
+    server_start(&b, ECHO_SERVER, "127.0.0.1", 0);
+    char ports[32], pids[32];
+    snprintf(ports, sizeof(ports), "%d,%d", a.port, b.port);
+    snprintf(pids, sizeof(pids), "%d,%d", (int)a.pid, (int)b.pid);
+    char *argv[] = {UCO_LOAD, "echo", "--port", ports, "--cpu-pid", pids, "--reference",
+                    "--connections", "4", "--slice", "0.05", "--settle", "0.01",
+                    "--duration", "0.15", "--warmup", "0.05", "--json", NULL};
+    struct output r;
+    run_capture(argv, 20, &r);
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x: %s",
+                  r.status, r.err);
+    ck_assert_msg(strstr(r.out, "\"interleaved\":true") && strstr(r.out, "\"slices\":["),
+                  "not an interleaved report: %s", r.out);
+    python_check("import json,sys\n"
+                 "d=json.load(sys.stdin)\n"
+                 "t,s=d['targets'],d['slices']\n"
+                 "assert d['reference'] and len(t)==2, d\n"
+                 "assert [x['target'] for x in s]==[0,1,0,1,0,1,0], s\n"
+                 "assert [x['seq'] for x in s]==list(range(7)), s\n"
+                 "assert [x['cycle'] for x in s]==[0,0,1,1,2,2,2], s\n"
+                 "for x in s:\n"
+                 "  l=x['latency_us']\n"
+                 "  assert x['requests']>0 and x['errors']==0, x\n"
+                 "  assert x['server_cpu_ns']>0 and x['load_cpu_ns']>0, x\n"
+                 "  assert 0.045<x['duration_s']<0.2, x\n"
+                 "  assert x['bytes']==64*x['requests'], x\n"
+                 "  assert 0<=l['p50']<=l['p99']<=l['p99_9']<=l['max'], l\n"
+                 "for i in (0,1):\n"
+                 "  assert t[i]['errors']==0, t\n"
+                 "  assert t[i]['requests']==sum(x['requests'] for x in s if x['target']==i), t\n",
+                 r.out);
+    ck_assert_msg(proc_alive(&a) && proc_alive(&b), "a server died: %s %s", a.errs, b.errs);
+    server_stop(&a, 5);
+    server_stop(&b, 5);
+}
+END_TEST
+
 START_TEST(test_uco_load_rejects_bad_arguments_with_status_2)
 {
     static const struct {
@@ -984,6 +1038,16 @@ START_TEST(test_uco_load_rejects_bad_arguments_with_status_2)
         {{"echo", "--size"}, "--size needs a value"},
         {{"echo", "extra"}, "extra"},
         {{"echo", "--url", "http://x/"}, "--url does not apply"},
+        {{"echo", "--port", "7000,7001"}, "need --slice"},
+        {{"echo", "--port", "7000,,7001", "--slice", "1"}, "not a list"},
+        {{"echo", "--port", "7000,", "--slice", "1"}, "not a list"},
+        {{"echo", "--reference"}, "--reference needs --slice"},
+        {{"echo", "--settle", "0.1"}, "--settle needs --slice"},
+        {{"echo", "--slice", "1", "--cpu-pid", "1,1"}, "2 pids for 1 ports"},
+        {{"echo", "--slice", "1", "--cpu-pid", "4194304"}, "no process 4194304"},
+        {{"echo", "--slice", "1", "--cpu-pid", "2147483647"}, "--cpu-pid"},
+        {{"echo", "--slice", "0"}, "--slice"},
+        {{"http", "--url", "http://h/", "--slice", "1"}, "--slice does not apply"},
         {{"http"}, "--url"},
         {{"http", "--url", "https://example.com/"}, "https"},
         {{"http", "--url", "http://:80/"}, "no host"},
@@ -1112,6 +1176,7 @@ int main(void)
     tcase_add_test(tc, test_uco_load_echo_reports_requests_and_no_errors);
     tcase_add_test(tc, test_uco_load_json_is_one_object_with_the_expected_keys);
     tcase_add_test(tc, test_uco_load_warmup_counts_only_the_window_it_marks);
+    tcase_add_test(tc, test_uco_load_interleaves_servers_turn_by_turn);
     tcase_add_test(tc, test_uco_load_rejects_bad_arguments_with_status_2);
     tcase_add_test(tc, test_uco_load_http_reads_every_body_framing_and_counts_failures);
     suite_add_tcase(s, tc);

@@ -285,38 +285,144 @@ def rounds_order(items, rep):
     return items if rep % 2 == 0 else items[::-1]
 
 
-def echo_suite(build, servers, configs, repeats, duration, warmup):
+def start_servers(servers, failures):
+    """Every server of the list at once, each on its own port: [(name, Server)]."""
+    started = []
+    for name, _, argv in servers:
+        try:
+            started.append((name, Server(argv + ["--port", "0"])))
+        except Exception as e:  # a server that fails is reported, not hidden
+            failures[name].append(str(e))
+            log(f"   {name}: FAILED to start: {e}")
+    return started
+
+
+def slice_run(sl, exit_status):
+    """One slice of an interleaved run, in the shape of a sequential run."""
+    reqs, cpu = sl["requests"], sl["server_cpu_ns"]
+    lat = sl["latency_us"]
+    return {
+        "rps": sl["requests_per_sec"], "p50_us": lat["p50"], "p99_us": lat["p99"],
+        "p999_us": lat["p99_9"], "max_us": lat["max"], "errors": sl["errors"],
+        "requests": reqs, "cpu_us_per_req": cpu / 1e3 / reqs if reqs and cpu is not None else None,
+        "server_cpu_s": cpu / 1e9 if cpu is not None else None,
+        "load_cpu_us_per_req": (sl["load_cpu_ns"] / 1e3 / reqs
+                                if reqs and sl.get("load_cpu_ns") is not None else None),
+        "duration_s": sl["duration_s"], "exit_status": exit_status, "round": sl["cycle"],
+        "seq": sl["seq"],
+    }
+
+
+def echo_interleaved(build, servers, conns, size, cycles, slice_s, settle, warmup):
+    """All servers run at once, each with its own connections from one
+    uco-load, and take turns of slice_s seconds: cycle after cycle, every
+    server gets one turn (every other cycle backwards), and uco's server,
+    the reference, one more before each of theirs and one at the end.  So
+    every turn of a server has a turn of uco's a fraction of a second
+    before and after it, and this VM's drift (30% from one second to the
+    next) cancels from their ratio (bench_summary.paired).  Each cycle is
+    a round.  Returns ({name: [run]}, {name: [failure]}, {name: errors
+    over the whole run})."""
+    failures = {name: [] for name, _, _ in servers}
+    servers = sorted(servers, key=lambda s: s[0] != REFERENCE)  # the reference first
+    started = start_servers(servers, failures)
+    runs = {name: [] for name, _, _ in servers}
+    errors = {name: 0 for name, _, _ in servers}
+    out, statuses = None, {}
+    try:
+        if started:
+            argv = [os.path.join(build, "tools", "uco-load"), "echo",
+                    "--port", ",".join(str(s.port) for _, s in started),
+                    "--cpu-pid", ",".join(str(s.proc.pid) for _, s in started),
+                    "--connections", str(conns), "--size", str(size),
+                    "--slice", str(slice_s), "--settle", str(settle),
+                    *(["--reference"] if started[0][0] == REFERENCE else []),
+                    "--duration", str(slice_s * cycles), "--warmup", str(warmup), "--json"]
+            turn = slice_s + settle + 0.05
+            timeout = 2 * len(started) * (cycles * turn + warmup + settle) * 4 + 60
+            rc, text, err = run_pinned(argv, timeout)
+            if rc != 0:
+                raise RuntimeError(f"uco-load exited {rc}: {' | '.join(err.splitlines()[-3:])}")
+            out = json.loads(text.strip().splitlines()[-1])
+    except Exception as e:
+        for name, _ in started:
+            failures[name].append(str(e))
+        log(f"   echo {conns} conns {size} B: interleaved run FAILED: {e}")
+    finally:
+        statuses = {name: s.stop() for name, s in started}
+    if out:
+        names = [name for name, _ in started]
+        for sl in out["slices"]:
+            name = names[sl["target"]]
+            runs[name].append(slice_run(sl, statuses[name]))
+        for name, t in zip(names, out["targets"]):
+            errors[name] = t["errors"]
+    return runs, failures, errors
+
+
+def echo_sequential(build, servers, conns, size, repeats, duration, warmup):
+    """One server at a time, a fresh process per run, rounds of every
+    server back to back: for loads too large to hold for all servers at
+    once (10,000 connections each)."""
+    runs = {name: [] for name, _, _ in servers}
+    failures = {name: [] for name, _, _ in servers}
+    w = warmup if conns < 5000 else 2 * warmup
+    if servers:  # the first run after a change of load is slow: discard one
+        try:
+            echo_once(build, servers[0][2], conns, size, min(duration, 0.5), w)
+        except Exception:
+            pass  # reported by the counted runs
+    for rep in range(repeats):
+        for name, _, argv in rounds_order(servers, rep):
+            try:
+                r = echo_once(build, argv, conns, size, duration, w)
+                r["round"] = rep  # runs of one round ran back to back: compare those
+                runs[name].append(r)
+                log(f"   echo {conns:>5} conns {size:>5} B  run {rep + 1}/{repeats}  {name:<11}"
+                    f" {r['rps']:>9.0f} req/s  p99 {r['p99_us']:>6} us"
+                    f"  cpu {r['cpu_us_per_req'] or 0:.2f} us/req  errors {r['errors']}")
+            except Exception as e:  # a server that fails is reported, not hidden
+                failures[name].append(str(e))
+                log(f"   echo {conns} conns {size} B  {name}: FAILED: {e}")
+    errors = {name: sum(r["errors"] for r in rs) for name, rs in runs.items()}
+    return runs, failures, errors
+
+
+INTERLEAVE_MAX_CONNS = 1000  # per server; past that, sequential runs
+REFERENCE = "uco"  # every ratio in the report is uco's over another's
+
+
+def echo_suite(build, servers, configs, plan):
     results = []
     for conns, size in configs:
-        runs = {name: [] for name, _, _ in servers}
-        failures = {name: [] for name, _, _ in servers}
-        w = warmup if conns < 5000 else 2 * warmup
-        if servers:  # the first run after a change of load is slow: discard one
-            try:
-                echo_once(build, servers[0][2], conns, size, min(duration, 0.5), w)
-            except Exception:
-                pass  # reported by the counted runs
-        for rep in range(repeats):
-            for name, _, argv in rounds_order(servers, rep):
-                try:
-                    r = echo_once(build, argv, conns, size, duration, w)
-                    r["round"] = rep  # runs of one round ran back to back: compare those
-                    runs[name].append(r)
-                    log(f"   echo {conns:>5} conns {size:>5} B  run {rep + 1}/{repeats}  {name:<11}"
-                        f" {r['rps']:>9.0f} req/s  p99 {r['p99_us']:>6} us"
-                        f"  cpu {r['cpu_us_per_req'] or 0:.2f} us/req  errors {r['errors']}")
-                except Exception as e:  # a server that fails is reported, not hidden
-                    failures[name].append(str(e))
-                    log(f"   echo {conns} conns {size} B  {name}: FAILED: {e}")
+        if conns <= INTERLEAVE_MAX_CONNS:
+            runs, failures, errors = echo_interleaved(build, servers, conns, size, plan["cycles"],
+                                                      plan["slice"], plan["settle"],
+                                                      plan["warmup"])
+            how = {"method": "interleaved", "cycles": plan["cycles"], "slice_s": plan["slice"],
+                   "settle_s": plan["settle"]}
+        else:
+            runs, failures, errors = echo_sequential(build, servers, conns, size,
+                                                     plan["repeats"], plan["duration"],
+                                                     plan["warmup"])
+            how = {"method": "sequential", "repeats": plan["repeats"],
+                   "duration_s": plan["duration"]}
         for name, label, _ in servers:
             rs = runs[name]
-            results.append({
+            e = {
                 "server": name, "label": label, "connections": conns, "size": size,
-                "runs": rs, "failures": failures[name],
-                **{k: stats([r[k] for r in rs]) for k in
-                   ("rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req")},
-                "errors": sum(r["errors"] for r in rs),
-            })
+                "runs": rs, "failures": failures[name], **how,
+                **{k: stats([r.get(k) for r in rs]) for k in
+                   ("rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req",
+                    "load_cpu_us_per_req")},
+                "errors": errors[name],
+            }
+            results.append(e)
+            if e["rps"] and how["method"] == "interleaved":
+                cpu = (e["cpu_us_per_req"] or {}).get("median") or 0
+                log(f"   echo {conns:>5} conns {size:>5} B  {name:<11}"
+                    f" {e['rps']['median']:>9.0f} req/s  p99 {e['p99_us']['median']:>6} us"
+                    f"  cpu {cpu:.2f} us/req  errors {e['errors']}  (median of {len(rs)} turns)")
     return results
 
 
@@ -479,11 +585,19 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated echo servers, 'http' for the file servers")
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--duration", type=float)
+    ap.add_argument("--cycles", type=int)
+    ap.add_argument("--slice", type=float)
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
     repeats = a.repeats or 5
     duration = a.duration or (5 if a.full else 0.4)
     warmup = 1 if a.full else 0.2
+    # Interleaved turns: quick 12 cycles of 0.1 s (1.2 s counted per server,
+    # 12 pairs of turns against uco's), FULL 12 of 1 s; sequential runs
+    # (10,000 connections) as before.
+    plan = {"cycles": a.cycles or 12, "slice": a.slice or (1.0 if a.full else 0.1),
+            "settle": 0.1 if a.full else 0.03, "warmup": warmup,
+            "repeats": repeats, "duration": duration}
     echo_cfg = [(50, 64), (1000, 64), (50, 4096), (1000, 4096)]
     if a.full:
         echo_cfg += [(10000, 64), (10000, 4096)]
@@ -493,10 +607,12 @@ def main():
 
     placement = (f"server pinned to CPU {SERVER_CPU}, load generator pinned to CPU {LOAD_CPU}"
                  if SERVER_CPU is not None else "one CPU: server and load generator share it")
-    log(f"== macro benchmarks: {placement}; {repeats} interleaved runs of {duration} s each ==")
+    log(f"== macro benchmarks: {placement}; echo up to {INTERLEAVE_MAX_CONNS} connections: all "
+        f"servers at once, {plan['cycles']} cycles of {plan['slice']} s turns; beyond that and "
+        f"http: {repeats} interleaved runs of {duration} s each ==")
     log("== echo servers ==")
     servers, skipped = find_echo_servers(a.build, only)
-    echo = echo_suite(a.build, servers, echo_cfg, repeats, duration, warmup)
+    echo = echo_suite(a.build, servers, echo_cfg, plan)
     http, http_skipped = [], {}
     if not only or "http" in only:
         log("== file server against nginx (wrk) ==")
@@ -508,6 +624,7 @@ def main():
         "cpus": NCPU, "kernel": os.uname().release, "placement": placement,
         "machine": machine(),
         "repeats": repeats, "duration_s": duration, "warmup_s": warmup, "full": a.full,
+        "echo_plan": plan, "interleave_max_conns": INTERLEAVE_MAX_CONNS,
         "load_generators": {"echo": "uco-load (build/tools/uco-load)", "http": "wrk -t1"},
         "echo": echo, "http": http, "skipped": {**skipped, **http_skipped},
     }

@@ -116,6 +116,18 @@ def bullets(runs, counters, target_rows):
     return out + [""]
 
 
+def readme_method(macro):
+    plan = macro.get("echo_plan")
+    if not plan:
+        return (f"servers: medians of {macro['repeats']} interleaved rounds of "
+                f"{macro['duration_s']} s, and each ratio the median of the rounds' own ratios")
+    return (f"echo servers all running at once and taking turns of {plan['slice']} s, "
+            f"{plan['cycles']} cycles, uco's server between every two turns; each ratio the "
+            "median over a server's turns of its ratio to uco's turns on either side "
+            "(the file server: medians of "
+            f"{macro['repeats']} interleaved runs of {macro['duration_s']} s)")
+
+
 def readme_block(loaded, macro, target_rows, charts, paired):
     ctx, runs, counters = loaded
     head = f"Latest run ({'`make bench FULL=1`' if macro.get('full') else '`make bench`'}): " \
@@ -123,9 +135,8 @@ def readme_block(loaded, macro, target_rows, charts, paired):
     if macro:
         where = macro.get("machine") or f"{macro['cpus']} CPUs"
         head += (f" on host {macro['host']} ({where}, kernel {macro['kernel']}), "
-                 f"commit {macro.get('commit', '?')}; {macro['placement']}; servers: medians of "
-                 f"{macro['repeats']} interleaved rounds of {macro['duration_s']} s, and each "
-                 "ratio the median of the rounds' own ratios")
+                 f"commit {macro.get('commit', '?')}; {macro['placement']}; "
+                 + readme_method(macro))
     head += (". The whole report, with [min – max] for every figure: "
              "[bench/results/report.md](bench/results/report.md).")
     lines = [head, ""] + micro_table(runs)

@@ -40,18 +40,42 @@ def rfmt(x):
     return f"{x:.2f}x" if x else "–"
 
 
+def bracketed(a, b, field):
+    """Turns of an interleaved run with a reference ("seq": the order the
+    turns ran in): each turn of the one with fewer turns, over (or under)
+    the mean of the other's turns just before and just after it."""
+    def by_seq(e):
+        return {r["seq"]: r[field] for r in e["runs"] if "seq" in r and r.get(field)}
+    aq, bq = by_seq(a), by_seq(b)
+    if not aq or not bq:
+        return []
+    few, many, flip = (aq, bq, False) if len(aq) <= len(bq) else (bq, aq, True)
+    rs = []
+    for s, v in few.items():
+        around = [many[k] for k in (s - 1, s + 1) if k in many]
+        if around:
+            m = statistics.mean(around)
+            rs.append(m / v if flip else v / m)
+    return rs
+
+
 def paired(a, b, field):
     """a's figure over b's, run by run: the runs of one round ran back to
     back, so drift of the machine (large on this VM: a whole round can run
-    30% slower than the one before) cancels.  None when no round has both."""
+    30% slower than the one before) cancels.  Where one of them is the
+    reference of an interleaved run, each turn of the other is paired with
+    the reference's turns on either side of it instead.  None when no round
+    has both."""
     def by_round(e):  # older results have no "round": runs in order then
         return {r.get("round", i): r[field] for i, r in enumerate(e["runs"]) if r.get(field)}
-    ar, br = by_round(a), by_round(b)
-    rs = [ar[k] / br[k] for k in ar if k in br]
+    rs, unit = bracketed(a, b, field), "turns"
+    if not rs:
+        ar, br = by_round(a), by_round(b)
+        rs, unit = [ar[k] / br[k] for k in ar if k in br], "rounds"
     if not rs:
         return None
     return {"min": min(rs), "median": statistics.median(rs), "max": max(rs), "n": len(rs),
-            "rounds": rs}
+            "rounds": rs, "unit": unit}
 
 
 # ---- micro: every case as min/median/max ------------------------------------
@@ -117,24 +141,46 @@ def http_tables(http):
     return lines
 
 
+def method_text(macro):
+    """How the cells and the ratios of the server tables were taken."""
+    seq = (f"{macro['repeats']} interleaved runs of {macro['duration_s']} s (after a "
+           f"{macro['warmup_s']} s warm-up that is not counted), a fresh process each")
+    plan = macro.get("echo_plan")
+    if not plan:  # results from before the interleaved turns
+        return (f"Each cell: median of {seq}, [min – max]. A round runs every server once, "
+                "back to back; each ratio is the median over the rounds of that round's "
+                "ratio, so the machine's drift from round to round cancels.")
+    return (f"Echo up to {macro['interleave_max_conns']:,} connections: every server runs at "
+            "once, each with its own connections from one uco-load, and they take turns of "
+            f"{plan['slice']} s (counted after {plan['settle']} s to settle, every request "
+            f"answered before the next turn): {plan['cycles']} cycles, each giving every "
+            "server one turn and uco's server one more before each of theirs (every other "
+            "cycle backwards). Each cell: median over a server's turns, [min – max]. Each "
+            "ratio to uco: the median, over that server's turns, of the turn's ratio to the "
+            "mean of uco's turns just before and just after it, a fraction of a second away, "
+            "so the machine's drift cancels. More connections than that, and the file "
+            f"server: medians of {seq}; ratios the median of the rounds' own ratios.")
+
+
 # ---- targets: where we stand ---------------------------------------------------
 
 def verdict(ok):
-    if isinstance(ok, tuple):  # (met, rounds that met it, rounds)
-        met, k, n = ok
-        return "met" if met else f"**not met** ({k} of {n} rounds met it)"
+    if isinstance(ok, tuple):  # (met, rounds that met it, rounds, "rounds" or "turns")
+        met, k, n, unit = ok
+        return "met" if met else f"**not met** ({k} of {n} {unit} met it)"
     return "met" if ok else "**not met**"
 
 
 def pfmt(pr):
     # Three decimals: a median of 0.996 against a target of 1 must not read "1.00x".
-    return (f"{pr['median']:.3f}x (median of {pr['n']} rounds; {pr['min']:.2f}–{pr['max']:.2f})"
-            if pr else "–")
+    return (f"{pr['median']:.3f}x (median of {pr['n']} {pr.get('unit', 'rounds')}; "
+            f"{pr['min']:.2f}–{pr['max']:.2f})" if pr else "–")
 
 
 def judge(pr, ok):
     """A paired ratio judged by its median, with how many rounds met ok."""
-    return (ok(pr["median"]), sum(ok(x) for x in pr["rounds"]), pr["n"])
+    return (ok(pr["median"]), sum(ok(x) for x in pr["rounds"]), pr["n"],
+            pr.get("unit", "rounds"))
 
 
 def targets(runs, counters, macro):
@@ -203,7 +249,7 @@ def targets(runs, counters, macro):
                 met = all(v["median"] >= 1.0 for v in prs.values())
                 row(f"echo {label}: req/s at least epoll and every peer",
                     f"uco ÷ {by[worst]['label']} (the closest): {pfmt(pr)}",
-                    (met, sum(x >= 1.0 for x in pr["rounds"]), pr["n"]))
+                    (met, sum(x >= 1.0 for x in pr["rounds"]), pr["n"], pr["unit"]))
             if "threads" in by:
                 pr = paired(u, by["threads"], "rps")
                 pp = paired(by["threads"], u, "p99_us")
@@ -212,7 +258,7 @@ def targets(runs, counters, macro):
                     row(f"echo {label}: at least 1.5x thread-per-connection req/s, lower p99",
                         f"req/s {pfmt(pr)}; threads' p99 ÷ uco's {pp['median']:.2f}x",
                         (ok(pr["median"]) and pp["median"] > 1,
-                         sum(ok(x) for x in pr["rounds"]), pr["n"]))
+                         sum(ok(x) for x in pr["rounds"]), pr["n"], pr["unit"]))
     http = {(h["server"], h["path"]): h for h in macro.get("http", []) if h["runs"]}
     if ("uco", "1k.bin") in http and ("nginx", "1k.bin") in http:
         pr = paired(http[("uco", "1k.bin")], http[("nginx", "1k.bin")], "rps")
@@ -366,11 +412,7 @@ def main():
         lines += ["# Servers under load", "",
                   f"Run {macro['date']} on {macro['host']} at commit {macro.get('commit', '?')} "
                   f"({macro['cpus']} CPUs, kernel "
-                  f"{macro['kernel']}); {macro['placement']}. Each cell: median of "
-                  f"{macro['repeats']} interleaved runs of {macro['duration_s']} s (after a "
-                  f"{macro['warmup_s']} s warm-up that is not counted), [min – max]. A round runs "
-                  "every server once, back to back; each ratio is the median over the rounds "
-                  "of that round's ratio, so the machine's drift from round to round cancels. "
+                  f"{macro['kernel']}); {macro['placement']}. {method_text(macro)} "
                   "Echo load: uco-load (one connection = one request in flight); server CPU "
                   "from the process's CPU clock (ns, all threads) over the counted window only. "
                   "On this 2-core machine the load generator saturates first, so CPU per "

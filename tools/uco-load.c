@@ -1,8 +1,10 @@
 /*
  * uco-load: a load generator on uco.
  *
- *   uco-load echo [--host H] [--port P] [--connections N] [--size BYTES]
- *                 [--duration SECONDS] [--warmup SECONDS] [--pipeline DEPTH] [--json]
+ *   uco-load echo [--host H] [--port P[,P...]] [--connections N] [--size BYTES]
+ *                 [--duration SECONDS] [--warmup SECONDS] [--pipeline DEPTH]
+ *                 [--slice SECONDS [--settle SECONDS] [--cpu-pid PID[,PID...]]
+ *                  [--reference]] [--json]
  *   uco-load http --url http://host:port/path [--connections N]
  *                 [--duration SECONDS] [--warmup SECONDS] [--json]
  *
@@ -16,6 +18,18 @@
  * get established, caches warm); the lines "uco-load: measuring" and
  * "uco-load: done" on stderr mark the counted window, so that a benchmark
  * script can read the server's CPU time at exactly those two moments.
+ *
+ * Interleaved (echo --slice S, for comparing servers on a noisy machine):
+ * --connections go to every --port at once, and the servers take turns:
+ * only one port's connections send at a time.  A turn runs --settle
+ * seconds uncounted, S seconds counted, then stops sending and waits for
+ * every echo still owed.  A cycle gives every port one turn (every other
+ * cycle in reverse order); --reference gives the first port one more
+ * before each of the others' and one at the end, so every other turn is
+ * bracketed by two of its.  --duration is the counted time per port,
+ * --warmup one uncounted turn per port first.  --cpu-pid names each
+ * port's server process: each turn reports that process's CPU time (and
+ * uco-load's own).  The summary has every turn and totals per port.
  *
  * Counting: a request counts when its whole response has arrived; its
  * latency runs from just before its first byte is sent.  errors counts
@@ -38,6 +52,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uco.h>
@@ -49,6 +64,9 @@
 #define HTTP_BUF (16 * 1024)         /* http: the longest header line we take */
 #define PATTERN_PERIOD 4093u         /* echo payloads are windows of one random pattern */
 #define RETRY_PAUSE UCO_MSEC(100)    /* after a failed connect or a lost connection */
+#define MAX_TARGETS 16u              /* echo servers one interleaved run takes turns on */
+#define OPEN_WAIT UCO_SEC(30)        /* --slice: every connection is up by then */
+#define DRAIN_WAIT UCO_SEC(10)       /* --slice: a server answers what it was sent by then */
 
 /* ---- latency histogram: log-linear, microseconds, fixed size ---- */
 
@@ -116,46 +134,86 @@ static struct {
     double duration;
     double warmup;          /* seconds of load counted by nobody */
     unsigned pipeline;
+    unsigned ports[MAX_TARGETS]; /* echo: --port P[,P...]; port is ports[0] */
+    unsigned ntargets;
+    int pids[MAX_TARGETS];  /* --cpu-pid: whose CPU clock each slice reads */
+    unsigned npids;
+    double slice, settle;   /* --slice, --settle: interleaved when slice > 0 */
+    bool reference;         /* --reference: the first port's turns bracket the others' */
     bool json;
     const char *url;
     char *request;          /* http: the GET, built once */
     size_t request_len;
     char target[300];       /* host:port as printed */
 } cfg = {.host = "127.0.0.1", .port = 7000, .connections = 16, .size = 64,
-         .duration = 10, .pipeline = 1};
+         .duration = 10, .pipeline = 1, .ports = {7000}, .ntargets = 1, .settle = 0.02};
 
-static struct {
+struct tally {
     uint64_t requests, errors, bytes;
     struct hist lat;
+};
+
+#define NO_TARGET UINT_MAX
+
+static struct {
+    struct tally total;     /* the counted window (not interleaved) */
+    struct tally win;       /* interleaved: the slice being counted */
     unsigned open;          /* connections established now */
     bool counting;          /* the warm-up is over */
     bool stop;              /* the duration is over: count nothing more */
-} g;
+    bool measuring;         /* interleaved: a slice of target `active` counts */
+    unsigned active;        /* interleaved: the target that may send, or NO_TARGET */
+} g = {.active = NO_TARGET};
+
+/* An echo server of an interleaved run (--slice): its connections send
+ * only while it is `active`; go is set then. */
+static struct target {
+    uco_event *go;
+    int64_t inflight;       /* requests sent and not yet answered */
+    uint64_t requests, errors;
+    double secs;            /* counted, summed over its slices */
+    clockid_t clk;          /* its server's CPU clock (--cpu-pid) */
+} targets[MAX_TARGETS];
 
 static unsigned char *pattern; /* echo: cfg.size + PATTERN_PERIOD random bytes */
 
-static void count_request(uint64_t started, bool ok)
+/* Where what target t does now is counted, or NULL. */
+static struct tally *tally_of(unsigned t)
 {
-    if (g.stop || !g.counting)
-        return;
-    if (ok) {
-        g.requests++;
-        hist_add(&g.lat, (uco_now() - started + 500) / 1000);
-    } else {
-        g.errors++;
+    if (cfg.slice > 0)
+        return g.measuring && t == g.active ? &g.win : NULL;
+    return g.counting && !g.stop ? &g.total : NULL;
+}
+
+static void count_error(unsigned t);
+
+static void count_request(unsigned t, uint64_t started, bool ok)
+{
+    struct tally *c = tally_of(t);
+    if (!ok) {
+        count_error(t);
+    } else if (c) {
+        c->requests++;
+        hist_add(&c->lat, (uco_now() - started + 500) / 1000);
     }
 }
 
-static void count_bytes(ssize_t n)
+static void count_bytes(unsigned t, ssize_t n)
 {
-    if (!g.stop && g.counting)
-        g.bytes += (uint64_t)n;
+    struct tally *c = tally_of(t);
+    if (c)
+        c->bytes += (uint64_t)n;
 }
 
-static void count_error(void)
+/* Interleaved, a target's errors count over the whole run as well: a
+ * connection lost between its slices is still a failure of that server. */
+static void count_error(unsigned t)
 {
-    if (!g.stop && g.counting)
-        g.errors++;
+    struct tally *c = tally_of(t);
+    if (c)
+        c->errors++;
+    if (cfg.slice > 0 && !g.stop)
+        targets[t].errors++;
 }
 
 /* Joins t even with a cancellation of ours pending: that cancellation is
@@ -167,9 +225,9 @@ static void join_now(uco_task *t)
         ;
 }
 
-static int dial(void)
+static int dial(unsigned port)
 {
-    int fd = uco_dial_tcp(cfg.host, (uint16_t)cfg.port);
+    int fd = uco_dial_tcp(cfg.host, (uint16_t)port);
     if (fd >= 0) {
         /* Requests are small writes answered by reads: no Nagle delay. */
         int one = 1;
@@ -189,12 +247,15 @@ static void hang_up(int fd)
 
 struct echo_conn {
     unsigned id;
+    unsigned target;        /* index into cfg.ports and targets */
     int fd;
     uco_sem *credits;       /* requests that may still be sent: pipeline depth */
     uint64_t *sent_at;      /* send time of request k at k % pipeline */
     uint64_t nsent, nrecv;  /* requests sent / answered on this connection */
     uco_recv_stream *rs;    /* a multishot recv into echo_ring, or NULL: */
     unsigned char *rbuf;    /* plain recvs into this buffer */
+    size_t pos;             /* bytes of request nrecv received so far */
+    bool bad;               /* request nrecv has a wrong byte */
 };
 
 /* Echoes arrive through one multishot recv per connection into a shared
@@ -203,7 +264,8 @@ struct echo_conn {
  * generator is the first to saturate on a small machine, so every
  * request it saves is a request the servers can show.  Each buffer goes
  * back as soon as it is checked, so a connection seldom holds more than
- * one; 2 per connection (at least 256, at most 32768) leave slack. */
+ * one; 2 per busy connection (at least 256, at most 32768) leave slack,
+ * and fewer buffers stay warmer in the cache. */
 #define ECHO_BUF_SIZE 4096
 static uco_bufring *echo_ring;
 
@@ -236,19 +298,32 @@ static const unsigned char *echo_payload(const struct echo_conn *c, uint64_t k)
     return pattern + (c->id * 7919u + k * 31u) % PATTERN_PERIOD;
 }
 
+/* Interleaved: waits until c's server has its turn. */
+static int echo_turn(const struct echo_conn *c)
+{
+    int ret = 0;
+    while (cfg.slice > 0 && g.active != c->target && ret == 0)
+        ret = uco_event_wait(targets[c->target].go);
+    return ret;
+}
+
 /* The sending half: one message per credit.  Runs beside the reader so a
  * large --size or --pipeline never deadlocks on full socket buffers. */
 static intptr_t echo_writer(void *arg)
 {
     struct echo_conn *c = arg;
+    struct target *t = &targets[c->target];
     ssize_t ret;
     for (;;) {
-        if ((ret = uco_sem_acquire(c->credits)) < 0)
+        if ((ret = uco_sem_acquire(c->credits)) < 0 || (ret = echo_turn(c)) < 0)
             break;
         c->sent_at[c->nsent % cfg.pipeline] = uco_now();
+        t->inflight++; /* before the send: its echo may be read before we resume */
         ret = uco_send_all(c->fd, echo_payload(c, c->nsent), cfg.size, NULL);
-        if (ret < 0)
+        if (ret < 0) {
+            t->inflight--;
             break;
+        }
         c->nsent++;
     }
     if (ret != -ECANCELED)
@@ -258,69 +333,121 @@ static intptr_t echo_writer(void *arg)
 
 /* Reads echoes and checks them; returns when cancelled or when the
  * connection fails (counted as an error). */
-static void echo_session(struct echo_conn *c)
+/* Takes the next chunk of echoes, checks it and counts the requests it
+ * completes; returns > 0, or <= 0 when the connection is over (counted
+ * as an error unless cancelled). */
+static ssize_t echo_take(struct echo_conn *c)
 {
-    c->nsent = c->nrecv = 0;
+    const unsigned char *p;
+    unsigned id = 0;
+    ssize_t n = echo_recv(c, &p, &id), got = n;
+    if (n <= 0) {
+        if (n != -ECANCELED)
+            count_error(c->target); /* reset, or closed with requests in flight */
+        return n;
+    }
+    count_bytes(c->target, n);
+    while (n > 0) {
+        size_t take = cfg.size - c->pos < (size_t)n ? cfg.size - c->pos : (size_t)n;
+        if (memcmp(p, echo_payload(c, c->nrecv) + c->pos, take) != 0)
+            c->bad = true;
+        p += take;
+        n -= (ssize_t)take;
+        c->pos += take;
+        if (c->pos == cfg.size) {
+            count_request(c->target, c->sent_at[c->nrecv % cfg.pipeline], !c->bad);
+            c->nrecv++;
+            targets[c->target].inflight--;
+            c->pos = 0;
+            c->bad = false;
+            if (c->credits)
+                uco_sem_release(c->credits);
+        }
+    }
+    if (c->rs)
+        uco_buf_release(echo_ring, id);
+    return got;
+}
+
+/* One request at a time, small enough to sit in the socket buffers whole:
+ * send it, then read its echo, in one task.  Half the switches and stacks
+ * of a writer beside a reader, for the load generator that saturates
+ * first. */
+#define LOCKSTEP_MAX (16u * 1024)
+
+static void echo_lockstep(struct echo_conn *c)
+{
+    struct target *t = &targets[c->target];
+    for (;;) {
+        if (echo_turn(c) < 0)
+            return;
+        c->sent_at[0] = uco_now();
+        t->inflight++;
+        ssize_t ret = uco_send_all(c->fd, echo_payload(c, c->nsent), cfg.size, NULL);
+        if (ret < 0) {
+            t->inflight--;
+            if (ret != -ECANCELED)
+                count_error(c->target);
+            return;
+        }
+        c->nsent++;
+        while (c->nrecv < c->nsent)
+            if (echo_take(c) <= 0)
+                return;
+    }
+}
+
+/* A writer task beside this reader, --pipeline requests in flight. */
+static void echo_pipelined(struct echo_conn *c)
+{
     if (uco_sem_create(cfg.pipeline, &c->credits) < 0) {
-        count_error();
+        count_error(c->target);
         return;
     }
     uco_task *w = uco_spawn(echo_writer, c);
     if (!w) {
-        count_error();
-        uco_sem_destroy(c->credits);
-        return;
+        count_error(c->target);
+    } else {
+        while (echo_take(c) > 0)
+            ;
+        uco_cancel(w);
+        join_now(w);
     }
+    uco_sem_destroy(c->credits);
+    c->credits = NULL;
+}
+
+/* Sends and checks echoes until cancelled or the connection fails. */
+static void echo_session(struct echo_conn *c)
+{
+    c->nsent = c->nrecv = 0;
+    c->pos = 0;
+    c->bad = false;
     if (!echo_ring || uco_recv_multishot(c->fd, echo_ring, &c->rs) < 0)
         c->rs = NULL; /* plain recvs: slower, the same answers */
-    size_t pos = 0; /* bytes of request nrecv received so far */
-    bool bad = false;
-    for (;;) {
-        const unsigned char *p;
-        unsigned id = 0;
-        ssize_t n = echo_recv(c, &p, &id);
-        if (n <= 0) {
-            if (n != -ECANCELED)
-                count_error(); /* reset, or closed with requests in flight */
-            break;
-        }
-        count_bytes(n);
-        while (n > 0) {
-            size_t take = cfg.size - pos < (size_t)n ? cfg.size - pos : (size_t)n;
-            if (memcmp(p, echo_payload(c, c->nrecv) + pos, take) != 0)
-                bad = true;
-            p += take;
-            n -= (ssize_t)take;
-            pos += take;
-            if (pos == cfg.size) {
-                count_request(c->sent_at[c->nrecv % cfg.pipeline], !bad);
-                c->nrecv++;
-                pos = 0;
-                bad = false;
-                uco_sem_release(c->credits);
-            }
-        }
-        if (c->rs)
-            uco_buf_release(echo_ring, id);
+    if (!c->rs && !c->rbuf && !(c->rbuf = malloc(RBUF_SIZE))) {
+        count_error(c->target);
+        return;
     }
+    if (cfg.pipeline == 1 && cfg.size <= LOCKSTEP_MAX)
+        echo_lockstep(c);
+    else
+        echo_pipelined(c);
     if (c->rs)
         uco_recv_stream_close(c->rs); /* not a cancellation point; queued buffers go back */
     c->rs = NULL;
-    uco_cancel(w);
-    join_now(w);
-    uco_sem_destroy(c->credits);
+    targets[c->target].inflight -= (int64_t)(c->nsent - c->nrecv); /* never to be answered */
 }
 
 static intptr_t echo_conn_main(void *arg)
 {
     struct echo_conn *c = arg;
     c->sent_at = calloc(cfg.pipeline, sizeof(*c->sent_at));
-    c->rbuf = malloc(RBUF_SIZE);
-    if (!c->sent_at || !c->rbuf) {
-        count_error();
+    if (!c->sent_at) {
+        count_error(c->target);
     } else {
         while (!g.stop) {
-            c->fd = dial();
+            c->fd = dial(cfg.ports[c->target]);
             if (c->fd == -ECANCELED)
                 break;
             if (c->fd >= 0) {
@@ -329,7 +456,7 @@ static intptr_t echo_conn_main(void *arg)
                 if (g.stop)
                     break;
             } else {
-                count_error();
+                count_error(c->target);
             }
             if (uco_sleep(RETRY_PAUSE) == -ECANCELED)
                 break;
@@ -364,7 +491,7 @@ static ssize_t rd_fill(struct reader *r)
     ssize_t n = uco_recv(r->fd, r->buf + r->end, HTTP_BUF - r->end, 0);
     if (n > 0) {
         r->end += (size_t)n;
-        count_bytes(n);
+        count_bytes(0, n);
     }
     return n;
 }
@@ -516,15 +643,15 @@ static intptr_t http_conn_main(void *arg)
     (void)arg;
     struct reader r = {.buf = malloc(HTTP_BUF)};
     if (!r.buf) {
-        count_error();
+        count_error(0);
         return 0;
     }
     while (!g.stop) {
-        r.fd = dial();
+        r.fd = dial(cfg.port);
         if (r.fd == -ECANCELED)
             break;
         if (r.fd < 0) {
-            count_error();
+            count_error(0);
             if (uco_sleep(RETRY_PAUSE) == -ECANCELED)
                 break;
             continue;
@@ -540,13 +667,13 @@ static intptr_t http_conn_main(void *arg)
                 ret = http_response(&r, &status, &keep_alive);
             if (ret < 0)
                 break;
-            count_request(t0, status < 400);
+            count_request(0, t0, status < 400);
         }
         hang_up(r.fd);
         if (ret == -ECANCELED)
             break;
         if (ret < 0) { /* lost or garbled: start over on a new connection, after a pause */
-            count_error();
+            count_error(0);
             if (uco_sleep(RETRY_PAUSE) == -ECANCELED)
                 break;
         }
@@ -561,17 +688,141 @@ static void progress(uint64_t start, uint64_t *last_requests)
 {
     double t = (double)(uco_now() - start) / 1e9;
     fprintf(stderr, "uco-load: %5.1f s  %llu requests (%llu/s)  %llu errors  %u open\n", t,
-            (unsigned long long)g.requests, (unsigned long long)(g.requests - *last_requests),
-            (unsigned long long)g.errors, g.open);
-    *last_requests = g.requests;
+            (unsigned long long)g.total.requests,
+            (unsigned long long)(g.total.requests - *last_requests),
+            (unsigned long long)g.total.errors, g.open);
+    *last_requests = g.total.requests;
 }
 
 static double elapsed_s;
 
+/* ---- interleaved: the targets take turns, slice by slice ---- */
+
+/* One counted slice of one target. */
+struct slice {
+    unsigned target, cycle;
+    unsigned seq;           /* turns in the order they ran */
+    double secs;
+    uint64_t requests, errors, bytes;
+    int64_t cpu_ns;         /* the server's CPU time over the slice, -1: unknown */
+    int64_t load_cpu_ns;    /* ours: which side of the loopback ran out first */
+    uint64_t p50, p99, p999, max;
+};
+
+static struct slice *slices;
+static unsigned nslices;
+
+static int64_t clock_ns(clockid_t clk)
+{
+    struct timespec ts;
+    if (clock_gettime(clk, &ts) < 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t target_cpu_ns(unsigned i)
+{
+    return i < cfg.npids ? clock_ns(targets[i].clk) : -1;
+}
+
+/* Waits until target i has had every request it was sent answered, so
+ * that the next slice has the machine to itself. */
+static void drain(unsigned i)
+{
+    uint64_t give_up = uco_now() + DRAIN_WAIT;
+    while (targets[i].inflight > 0 && uco_now() < give_up)
+        uco_sleep(UCO_MSEC(1));
+    if (targets[i].inflight > 0)
+        fprintf(stderr, "uco-load: %s:%u still owes %lld echoes after %d s\n", cfg.host,
+                cfg.ports[i], (long long)targets[i].inflight, (int)(DRAIN_WAIT / UCO_SEC(1)));
+}
+
+/* Target i's turn: it runs --settle uncounted, then secs counted into
+ * *out (none when out is NULL: the warm-up), then stops and drains. */
+static void take_turn(unsigned i, double secs, struct slice *out)
+{
+    g.active = i;
+    uco_event_set(targets[i].go);
+    uco_sleep((uint64_t)(cfg.settle * 1e9));
+    memset(&g.win, 0, sizeof(g.win));
+    int64_t cpu0 = target_cpu_ns(i), load0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    uint64_t t0 = uco_now();
+    g.measuring = out != NULL;
+    uco_sleep((uint64_t)(secs * 1e9));
+    g.measuring = false;
+    uint64_t t1 = uco_now();
+    int64_t cpu1 = target_cpu_ns(i), load1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    g.active = NO_TARGET;
+    uco_event_clear(targets[i].go);
+    if (out) {
+        *out = (struct slice){
+            .target = i, .secs = (double)(t1 - t0) / 1e9, .requests = g.win.requests,
+            .errors = g.win.errors, .bytes = g.win.bytes,
+            .cpu_ns = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1,
+            .load_cpu_ns = load0 >= 0 && load1 >= 0 ? load1 - load0 : -1,
+            .p50 = hist_percentile(&g.win.lat, 50), .p99 = hist_percentile(&g.win.lat, 99),
+            .p999 = hist_percentile(&g.win.lat, 99.9), .max = g.win.lat.max};
+        targets[i].requests += out->requests;
+        targets[i].secs += out->secs;
+    }
+    drain(i);
+}
+
+/* The turns of cycle k, into order: every target once, every other
+ * cycle backwards, so that no server always follows the same one.  With
+ * --reference, target 0 goes before each of the others: every turn of
+ * theirs then has one of its own just before and just after (the next
+ * cycle's first, or the closing turn), a fraction of a second away. */
+static unsigned cycle_order(unsigned k, unsigned *order)
+{
+    unsigned n = 0, first = cfg.reference ? 1 : 0;
+    for (unsigned j = first; j < cfg.ntargets; j++) {
+        if (cfg.reference)
+            order[n++] = 0;
+        order[n++] = k % 2 ? cfg.ntargets - 1 - (j - first) : j;
+    }
+    return n;
+}
+
+static void counted_turn(unsigned i, unsigned cycle)
+{
+    take_turn(i, cfg.slice, &slices[nslices]);
+    slices[nslices].cycle = cycle;
+    slices[nslices].seq = nslices;
+    nslices++;
+}
+
+static void run_slices(unsigned total_conns)
+{
+    uint64_t give_up = uco_now() + OPEN_WAIT;
+    while (g.open < total_conns && uco_now() < give_up)
+        uco_sleep(UCO_MSEC(10));
+    if (g.open < total_conns)
+        fprintf(stderr, "uco-load: only %u of %u connections open\n", g.open, total_conns);
+    unsigned cycles = (unsigned)ceil(cfg.duration / cfg.slice - 1e-9);
+    unsigned order[2 * MAX_TARGETS], per_cycle = cycle_order(0, order);
+    slices = calloc((size_t)cycles * per_cycle + 1, sizeof(*slices));
+    if (!slices) {
+        fprintf(stderr, "uco-load: out of memory\n");
+        return;
+    }
+    for (unsigned i = 0; cfg.warmup > 0 && i < cfg.ntargets; i++)
+        take_turn(i, cfg.warmup, NULL);
+    fprintf(stderr, "uco-load: measuring\n");
+    for (unsigned k = 0; k < cycles; k++) {
+        unsigned n = cycle_order(k, order);
+        for (unsigned j = 0; j < n; j++)
+            counted_turn(order[j], k);
+    }
+    if (cfg.reference && cfg.ntargets > 1)
+        counted_turn(0, cycles - 1); /* the last other turn's "after" */
+    fprintf(stderr, "uco-load: done\n");
+}
+
 static intptr_t main_task(void *arg)
 {
     (void)arg;
-    unsigned n = cfg.connections;
+    unsigned n = cfg.connections * cfg.ntargets;
     uco_task **t = calloc(n, sizeof(*t));
     struct echo_conn *ec = cfg.mode == ECHO ? calloc(n, sizeof(*ec)) : NULL;
     if (!t || (cfg.mode == ECHO && !ec)) {
@@ -580,16 +831,25 @@ static intptr_t main_task(void *arg)
         return -ENOMEM;
     }
     if (cfg.mode == ECHO) {
-        int ret = uco_bufring_create(echo_ring_bufs(n), ECHO_BUF_SIZE, &echo_ring);
+        /* Interleaved, one target's connections are busy at a time. */
+        int ret = uco_bufring_create(echo_ring_bufs(cfg.connections), ECHO_BUF_SIZE, &echo_ring);
         if (ret < 0) { /* said once: the load still runs, on plain recvs */
             fprintf(stderr, "uco-load: no provided buffer ring (%s): plain recvs\n",
                     strerror(-ret));
             echo_ring = NULL;
         }
     }
+    for (unsigned i = 0; i < cfg.ntargets; i++) {
+        if (uco_event_create(&targets[i].go) < 0) {
+            free(t);
+            free(ec);
+            return -ENOMEM;
+        }
+    }
     for (unsigned i = 0; i < n; i++) {
         if (cfg.mode == ECHO) {
             ec[i].id = i;
+            ec[i].target = i % cfg.ntargets; /* their connects interleave too */
             t[i] = uco_spawn(echo_conn_main, &ec[i]);
         } else {
             t[i] = uco_spawn(http_conn_main, NULL);
@@ -599,6 +859,10 @@ static intptr_t main_task(void *arg)
             fprintf(stderr, "uco-load: only %u connections could be started\n", n);
             break;
         }
+    }
+    if (cfg.slice > 0) {
+        run_slices(n);
+        goto stop;
     }
     if (cfg.warmup > 0)
         uco_sleep((uint64_t)(cfg.warmup * 1e9));
@@ -619,9 +883,13 @@ static intptr_t main_task(void *arg)
     elapsed_s = (double)(uco_now() - start) / 1e9;
     if (cfg.warmup > 0)
         fprintf(stderr, "uco-load: done\n");
+stop:
+    g.stop = true;
     for (unsigned i = 0; i < n; i++)
         uco_cancel(t[i]);
     uco_gather(t, n, NULL);
+    for (unsigned i = 0; i < cfg.ntargets; i++)
+        uco_event_destroy(targets[i].go);
     if (echo_ring)
         uco_bufring_destroy(echo_ring); /* every stream is closed */
     echo_ring = NULL;
@@ -645,12 +913,77 @@ static void json_string(const char *s)
     putchar('"');
 }
 
+static void json_ns(int64_t ns)
+{
+    if (ns >= 0)
+        printf("%lld", (long long)ns);
+    else
+        printf("null");
+}
+
+static void report_slice_json(const struct slice *sl)
+{
+    printf("{\"target\":%u,\"cycle\":%u,\"seq\":%u,\"duration_s\":%.6f,\"requests\":%llu,"
+           "\"requests_per_sec\":%.1f,\"bytes\":%llu,\"errors\":%llu,\"server_cpu_ns\":",
+           sl->target, sl->cycle, sl->seq, sl->secs, (unsigned long long)sl->requests,
+           sl->secs > 0 ? (double)sl->requests / sl->secs : 0, (unsigned long long)sl->bytes,
+           (unsigned long long)sl->errors);
+    json_ns(sl->cpu_ns);
+    printf(",\"load_cpu_ns\":");
+    json_ns(sl->load_cpu_ns);
+    printf(",\"latency_us\":{\"p50\":%llu,\"p99\":%llu,\"p99_9\":%llu,\"max\":%llu}}",
+           (unsigned long long)sl->p50, (unsigned long long)sl->p99,
+           (unsigned long long)sl->p999, (unsigned long long)sl->max);
+}
+
+/* Interleaved: per target the totals over its slices, then every slice. */
+static void report_slices(void)
+{
+    if (cfg.json)
+        printf("{\"mode\":\"echo\",\"interleaved\":true,\"reference\":%s,\"connections\":%u,"
+               "\"size\":%zu,\"pipeline\":%u,\"slice_s\":%.3f,\"settle_s\":%.3f,\"targets\":[",
+               cfg.reference ? "true" : "false", cfg.connections, cfg.size, cfg.pipeline,
+               cfg.slice, cfg.settle);
+    else
+        printf("echo, interleaved: %u targets x %u connections, %zu-byte messages, "
+               "pipeline %u, slices of %.3f s after %.3f s to settle\n", cfg.ntargets,
+               cfg.connections, cfg.size, cfg.pipeline, cfg.slice, cfg.settle);
+    for (unsigned i = 0; i < cfg.ntargets; i++) {
+        const struct target *t = &targets[i];
+        double rps = t->secs > 0 ? (double)t->requests / t->secs : 0;
+        if (cfg.json)
+            printf("%s{\"port\":%u,\"requests\":%llu,\"duration_s\":%.3f,"
+                   "\"requests_per_sec\":%.1f,\"errors\":%llu}", i ? "," : "", cfg.ports[i],
+                   (unsigned long long)t->requests, t->secs, rps,
+                   (unsigned long long)t->errors);
+        else
+            printf("%s:%u  requests %llu  requests/s %.1f  errors %llu\n", cfg.host,
+                   cfg.ports[i], (unsigned long long)t->requests, rps,
+                   (unsigned long long)t->errors);
+    }
+    if (!cfg.json) {
+        printf("slices        %u\n", nslices);
+        return;
+    }
+    printf("],\"slices\":[");
+    for (unsigned k = 0; k < nslices; k++) {
+        printf(k ? "," : "");
+        report_slice_json(&slices[k]);
+    }
+    printf("]}\n");
+}
+
 static void report(void)
 {
-    double rps = elapsed_s > 0 ? (double)g.requests / elapsed_s : 0;
-    double mbps = elapsed_s > 0 ? (double)g.bytes / elapsed_s / 1e6 : 0;
-    unsigned long long p50 = hist_percentile(&g.lat, 50), p99 = hist_percentile(&g.lat, 99),
-                       p999 = hist_percentile(&g.lat, 99.9), max = g.lat.max;
+    if (cfg.slice > 0) {
+        report_slices();
+        fflush(stdout);
+        return;
+    }
+    double rps = elapsed_s > 0 ? (double)g.total.requests / elapsed_s : 0;
+    double mbps = elapsed_s > 0 ? (double)g.total.bytes / elapsed_s / 1e6 : 0;
+    unsigned long long p50 = hist_percentile(&g.total.lat, 50), p99 = hist_percentile(&g.total.lat, 99),
+                       p999 = hist_percentile(&g.total.lat, 99.9), max = g.total.lat.max;
     if (cfg.json) {
         printf("{\"mode\":\"%s\",\"target\":", cfg.mode == ECHO ? "echo" : "http");
         json_string(cfg.mode == ECHO ? cfg.target : cfg.url);
@@ -660,18 +993,18 @@ static void report(void)
         printf(",\"duration_s\":%.3f,\"requests\":%llu,\"requests_per_sec\":%.1f,"
                "\"bytes\":%llu,\"mb_per_sec\":%.3f,\"errors\":%llu,"
                "\"latency_us\":{\"p50\":%llu,\"p99\":%llu,\"p99_9\":%llu,\"max\":%llu}}\n",
-               elapsed_s, (unsigned long long)g.requests, rps, (unsigned long long)g.bytes,
-               mbps, (unsigned long long)g.errors, p50, p99, p999, max);
+               elapsed_s, (unsigned long long)g.total.requests, rps, (unsigned long long)g.total.bytes,
+               mbps, (unsigned long long)g.total.errors, p50, p99, p999, max);
     } else {
         if (cfg.mode == ECHO)
             printf("echo %s: %u connections, %zu-byte messages, pipeline %u, %.2f s\n",
                    cfg.target, cfg.connections, cfg.size, cfg.pipeline, elapsed_s);
         else
             printf("http %s: %u connections, %.2f s\n", cfg.url, cfg.connections, elapsed_s);
-        printf("requests      %llu\n", (unsigned long long)g.requests);
+        printf("requests      %llu\n", (unsigned long long)g.total.requests);
         printf("requests/s    %.1f\n", rps);
         printf("MB/s          %.3f\n", mbps);
-        printf("errors        %llu\n", (unsigned long long)g.errors);
+        printf("errors        %llu\n", (unsigned long long)g.total.errors);
         printf("latency (us)  p50 %llu  p99 %llu  p99.9 %llu  max %llu\n", p50, p99, p999, max);
     }
     fflush(stdout);
@@ -682,18 +1015,29 @@ static void report(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: uco-load echo [--host H] [--port P] [--connections N] [--size BYTES]\n"
+            "usage: uco-load echo [--host H] [--port P[,P...]] [--connections N] [--size BYTES]\n"
             "                     [--duration SECONDS] [--warmup SECONDS] [--pipeline DEPTH]\n"
+            "                     [--slice SECONDS [--settle SECONDS] [--cpu-pid PID[,PID...]]\n"
+            "                      [--reference]]\n"
             "                     [--json]\n"
             "       uco-load http --url http://host[:port]/path [--connections N]\n"
             "                     [--duration SECONDS] [--warmup SECONDS] [--json]\n"
             "  --host H          echo server address (default 127.0.0.1)\n"
-            "  --port P          echo server port (default 7000)\n"
+            "  --port P[,P...]   echo server port (default 7000); several need --slice\n"
             "  --connections N   concurrent connections, 1-%u (default 16)\n"
             "  --size BYTES      echo message size, k/m suffixes for KiB/MiB (default 64)\n"
             "  --duration S      seconds to run, fractions allowed (default 10)\n"
             "  --warmup S        seconds of load before that, not counted (default 0)\n"
             "  --pipeline DEPTH  echo messages in flight per connection (default 1)\n"
+            "  --slice S         interleaved: --connections to every port, which take turns\n"
+            "                    of S seconds counted; --duration is per port, --warmup one\n"
+            "                    uncounted turn each first\n"
+            "  --settle S        interleaved: seconds each turn runs before it counts\n"
+            "                    (default 0.02)\n"
+            "  --cpu-pid PID,..  interleaved: the server process of each port, whose CPU\n"
+            "                    time each turn reports\n"
+            "  --reference       interleaved: the first port takes a turn before each\n"
+            "                    other port's, and one at the end\n"
             "  --url URL         http target, plain http only\n"
             "  --json            print the summary as one JSON object\n",
             MAX_CONNECTIONS);
@@ -749,6 +1093,25 @@ static double parse_seconds(const char *opt, const char *arg, bool zero_ok)
     return v;
 }
 
+/* A comma-separated list of at most MAX_TARGETS integers in [lo, hi]. */
+static unsigned parse_list(const char *opt, const char *arg, unsigned long long lo,
+                           unsigned long long hi, unsigned *out)
+{
+    char buf[256];
+    if (strlen(arg) >= sizeof(buf))
+        bad_args("%s: list too long", opt);
+    strcpy(buf, arg);
+    unsigned n = 0;
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == MAX_TARGETS)
+            bad_args("%s: more than %u values", opt, MAX_TARGETS);
+        out[n++] = (unsigned)parse_count(opt, tok, lo, hi, false);
+    }
+    if (n == 0 || arg[0] == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,"))
+        bad_args("%s: '%s' is not a list of numbers", opt, arg);
+    return n;
+}
+
 static void parse_url(const char *url)
 {
     static char host[256], path[2048];
@@ -802,6 +1165,26 @@ static void parse_url(const char *url)
                                        path, (int)alen, a);
 }
 
+/* --slice and what goes with it. */
+static void check_interleaved(bool settle_set)
+{
+    if (cfg.ntargets > 1 && cfg.slice == 0)
+        bad_args("--port: %u ports need --slice (they take turns)", cfg.ntargets);
+    if (cfg.slice == 0 && (settle_set || cfg.npids || cfg.reference))
+        bad_args("--%s needs --slice",
+                 settle_set ? "settle" : cfg.npids ? "cpu-pid" : "reference");
+    if (cfg.npids && cfg.npids != cfg.ntargets)
+        bad_args("--cpu-pid: %u pids for %u ports", cfg.npids, cfg.ntargets);
+    if ((unsigned long long)cfg.connections * cfg.ntargets > MAX_CONNECTIONS)
+        bad_args("--connections %u to %u ports: more than %u in all", cfg.connections,
+                 cfg.ntargets, MAX_CONNECTIONS);
+    struct timespec ts;
+    for (unsigned i = 0; i < cfg.npids; i++)
+        if (clock_getcpuclockid(cfg.pids[i], &targets[i].clk) != 0 ||
+            clock_gettime(targets[i].clk, &ts) != 0)
+            bad_args("--cpu-pid: no process %d whose CPU time can be read", cfg.pids[i]);
+}
+
 static void parse_args(int argc, char **argv)
 {
     if (argc < 2)
@@ -816,7 +1199,8 @@ static void parse_args(int argc, char **argv)
         cfg.mode = HTTP;
     else
         bad_args("unknown mode '%s': echo or http", argv[1]);
-    enum { O_HOST = 1, O_PORT, O_CONN, O_SIZE, O_DUR, O_WARM, O_PIPE, O_URL, O_JSON, O_HELP };
+    enum { O_HOST = 1, O_PORT, O_CONN, O_SIZE, O_DUR, O_WARM, O_PIPE, O_URL, O_JSON, O_SLICE,
+           O_SETTLE, O_PID, O_REF, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, O_PORT},
@@ -827,16 +1211,22 @@ static void parse_args(int argc, char **argv)
         {"pipeline", required_argument, NULL, O_PIPE},
         {"url", required_argument, NULL, O_URL},
         {"json", no_argument, NULL, O_JSON},
+        {"slice", required_argument, NULL, O_SLICE},
+        {"settle", required_argument, NULL, O_SETTLE},
+        {"cpu-pid", required_argument, NULL, O_PID},
+        {"reference", no_argument, NULL, O_REF},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
     opterr = 0; /* we name the problem ourselves */
+    bool settle_set = false;
     int opt;
     optind = 2;
     while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         const char *name = opt > 0 && opt <= O_HELP ? opts[opt - 1].name : "";
         if ((cfg.mode == HTTP && (opt == O_HOST || opt == O_PORT || opt == O_SIZE ||
-                                  opt == O_PIPE)) ||
+                                  opt == O_PIPE || opt == O_SLICE || opt == O_SETTLE ||
+                                  opt == O_PID || opt == O_REF)) ||
             (cfg.mode == ECHO && opt == O_URL))
             bad_args("--%s does not apply to %s mode", name, argv[1]);
         switch (opt) {
@@ -846,7 +1236,26 @@ static void parse_args(int argc, char **argv)
             cfg.host = optarg;
             break;
         case O_PORT:
-            cfg.port = (unsigned)parse_count("--port", optarg, 1, 65535, false);
+            cfg.ntargets = parse_list("--port", optarg, 1, 65535, cfg.ports);
+            cfg.port = cfg.ports[0];
+            break;
+        case O_PID: {
+            unsigned pids[MAX_TARGETS];
+            /* 2^22 is PID_MAX_LIMIT; larger pids would wrap in the clock id. */
+            cfg.npids = parse_list("--cpu-pid", optarg, 1, 1u << 22, pids);
+            for (unsigned i = 0; i < cfg.npids; i++)
+                cfg.pids[i] = (int)pids[i];
+            break;
+        }
+        case O_SLICE:
+            cfg.slice = parse_seconds("--slice", optarg, false);
+            break;
+        case O_REF:
+            cfg.reference = true;
+            break;
+        case O_SETTLE:
+            cfg.settle = parse_seconds("--settle", optarg, true);
+            settle_set = true;
             break;
         case O_CONN:
             cfg.connections = (unsigned)parse_count("--connections", optarg, 1,
@@ -888,6 +1297,7 @@ static void parse_args(int argc, char **argv)
     } else {
         snprintf(cfg.target, sizeof(cfg.target), strchr(cfg.host, ':') ? "[%s]:%u" : "%s:%u",
                  cfg.host, cfg.port);
+        check_interleaved(settle_set);
     }
 }
 
@@ -902,9 +1312,11 @@ int main(int argc, char **argv)
             rl.rlim_cur = rl.rlim_max;
             setrlimit(RLIMIT_NOFILE, &rl);
         }
-        if (rl.rlim_cur != RLIM_INFINITY && cfg.connections + 32ull > rl.rlim_cur)
-            bad_args("--connections %u needs more file descriptors than RLIMIT_NOFILE "
-                     "allows (%llu)", cfg.connections, (unsigned long long)rl.rlim_cur);
+        unsigned long long fds = (unsigned long long)cfg.connections * cfg.ntargets + 32;
+        if (rl.rlim_cur != RLIM_INFINITY && fds > rl.rlim_cur)
+            bad_args("--connections %u to %u port(s) needs more file descriptors than "
+                     "RLIMIT_NOFILE allows (%llu)", cfg.connections, cfg.ntargets,
+                     (unsigned long long)rl.rlim_cur);
     }
     if (cfg.mode == ECHO) {
         pattern = malloc(cfg.size + PATTERN_PERIOD);
