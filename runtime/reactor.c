@@ -205,6 +205,21 @@ unsigned reactor_poll(struct uco_rt *rt, bool block)
     return rt->inflight;
 }
 
+/* reactor_poll(rt, true) with something in flight and no timer armed:
+ * the poll a task awaiting one operation at a time makes after every
+ * submit, so it goes straight to the kernel.  Any error takes the
+ * general path, which retries or reports it. */
+void reactor_wait(struct uco_rt *rt)
+{
+    int ret = io_uring_submit_and_wait(&rt->reactor->ring, 1);
+    if (unlikely(ret < 0) && ret != -EINTR && ret != -ETIME) {
+        ret = submit(rt, 1, 0);
+        if (ret < 0)
+            ring_broken(ret);
+    }
+    reap_all(rt);
+}
+
 /* A full SQ is submitted and retried, never dropped. */
 static __attribute__((noinline)) struct io_uring_sqe *get_sqe_full(struct uco_rt *rt)
 {
