@@ -593,9 +593,9 @@ def main():
     duration = a.duration or (5 if a.full else 0.4)
     warmup = 1 if a.full else 0.2
     # Interleaved turns: quick 12 cycles of 0.1 s (1.2 s counted per server,
-    # 12 pairs of turns against uco's), FULL 12 of 1 s; sequential runs
+    # 12 pairs of turns against uco's), FULL 24 of 0.5 s; sequential runs
     # (10,000 connections) as before.
-    plan = {"cycles": a.cycles or 12, "slice": a.slice or (1.0 if a.full else 0.1),
+    plan = {"cycles": a.cycles or (24 if a.full else 12), "slice": a.slice or (0.5 if a.full else 0.1),
             "settle": 0.1 if a.full else 0.03, "warmup": warmup,
             "repeats": repeats, "duration": duration}
     echo_cfg = [(50, 64), (1000, 64), (50, 4096), (1000, 4096)]
