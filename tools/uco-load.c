@@ -136,7 +136,7 @@ static struct {
     unsigned pipeline;
     unsigned ports[MAX_TARGETS]; /* echo: --port P[,P...]; port is ports[0] */
     unsigned ntargets;
-    int pids[MAX_TARGETS];  /* --cpu-pid: whose CPU clock each slice reads */
+    unsigned pids[MAX_TARGETS]; /* --cpu-pid: whose CPU clock each slice reads */
     unsigned npids;
     double slice, settle;   /* --slice, --settle: interleaved when slice > 0 */
     bool reference;         /* --reference: the first port's turns bracket the others' */
@@ -1180,9 +1180,9 @@ static void check_interleaved(bool settle_set)
                  cfg.ntargets, MAX_CONNECTIONS);
     struct timespec ts;
     for (unsigned i = 0; i < cfg.npids; i++)
-        if (clock_getcpuclockid(cfg.pids[i], &targets[i].clk) != 0 ||
+        if (clock_getcpuclockid((pid_t)cfg.pids[i], &targets[i].clk) != 0 ||
             clock_gettime(targets[i].clk, &ts) != 0)
-            bad_args("--cpu-pid: no process %d whose CPU time can be read", cfg.pids[i]);
+            bad_args("--cpu-pid: no process %u whose CPU time can be read", cfg.pids[i]);
 }
 
 static void parse_args(int argc, char **argv)
@@ -1239,14 +1239,9 @@ static void parse_args(int argc, char **argv)
             cfg.ntargets = parse_list("--port", optarg, 1, 65535, cfg.ports);
             cfg.port = cfg.ports[0];
             break;
-        case O_PID: {
-            unsigned pids[MAX_TARGETS];
-            /* 2^22 is PID_MAX_LIMIT; larger pids would wrap in the clock id. */
-            cfg.npids = parse_list("--cpu-pid", optarg, 1, 1u << 22, pids);
-            for (unsigned i = 0; i < cfg.npids; i++)
-                cfg.pids[i] = (int)pids[i];
+        case O_PID: /* 2^22 is PID_MAX_LIMIT; larger pids would wrap in the clock id */
+            cfg.npids = parse_list("--cpu-pid", optarg, 1, 1u << 22, cfg.pids);
             break;
-        }
         case O_SLICE:
             cfg.slice = parse_seconds("--slice", optarg, false);
             break;
