@@ -259,11 +259,13 @@ def targets(runs, counters, macro):
                         f"req/s {pfmt(pr)}; threads' p99 ÷ uco's {pp['median']:.2f}x",
                         (ok(pr["median"]) and pp["median"] > 1,
                          sum(ok(x) for x in pr["rounds"]), pr["n"], pr["unit"]))
-    http = {(h["server"], h["path"]): h for h in macro.get("http", []) if h["runs"]}
-    if ("uco", "1k.bin") in http and ("nginx", "1k.bin") in http:
-        pr = paired(http[("uco", "1k.bin")], http[("nginx", "1k.bin")], "rps")
+    http = {(h["server"], h["path"], h["connections"]): h
+            for h in macro.get("http", []) if h["runs"]}
+    for conns in sorted({c for (_, p, c) in http if p == "1k.bin"}):
+        u, n = http.get(("uco", "1k.bin", conns)), http.get(("nginx", "1k.bin", conns))
+        pr = paired(u, n, "rps") if u and n else None
         if pr:
-            row("file server: at least nginx's req/s on 1 KiB files", pfmt(pr),
+            row(f"file server, {conns} conns: at least nginx's req/s on 1 KiB files", pfmt(pr),
                 judge(pr, lambda x: x >= 1.0))
     out.append("")
     return out, rows
