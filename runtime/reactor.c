@@ -17,6 +17,12 @@ struct reactor {
     bool ext_arg;
     uint64_t kt_at;   /* deadline of the armed kernel timeout; 0 = none */
     int64_t kt_ts[2]; /* its struct __kernel_timespec */
+    /* IOSQE_CQE_SKIP_SUCCESS where the kernel has it (5.17+): set on a
+     * linked timeout, it silences the timeout's own completion once the
+     * operation it guards has started (the operation's CQE says -ECANCELED
+     * when the timeout fired); nothing waits for that CQE, so one CQE
+     * fewer per timed operation. */
+    unsigned lt_flags;
 };
 
 /* user_data of that kernel timeout: no uco_op lives at address 1, so
@@ -38,6 +44,7 @@ int reactor_init(struct uco_rt *rt, const uco_config *cfg)
         return ret;
     }
     r->ext_arg = r->ring.features & IORING_FEAT_EXT_ARG;
+    r->lt_flags = r->ring.features & IORING_FEAT_CQE_SKIP ? IOSQE_CQE_SKIP_SUCCESS : 0;
     rt->reactor = r;
     return 0;
 }
@@ -298,6 +305,7 @@ static void park_on(struct uco_rt *rt, uco_task *self, struct io_uring_sqe *sqe,
         io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)self->lt_ts,
                                    IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data(lt, NULL);
+        lt->flags |= rt->reactor->lt_flags;
     }
     sched_park(rt, st);
 }
