@@ -138,6 +138,19 @@ static const char *date_now(void)
     return buf;
 }
 
+/* Last-Modified of the file served last: a server serving the same few
+ * files formats each date once, not once per response. */
+static const char *last_modified(int64_t mtime)
+{
+    static int64_t cached = -1;
+    static char buf[40];
+    if (mtime != cached) {
+        http_date(mtime, buf);
+        cached = mtime;
+    }
+    return buf;
+}
+
 /* The three date formats HTTP recipients must accept.  -1 if none fits. */
 static int64_t parse_http_date(const char *v)
 {
@@ -249,6 +262,30 @@ __attribute__((format(printf, 2, 3))) static void put(struct out *o, const char 
     int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
     va_end(ap);
     o->len = n < 0 || (size_t)n >= o->cap - o->len ? o->cap : o->len + (size_t)n;
+}
+
+/* put(o, "%s", str) and put(o, "%" PRIu64, v) without the printf
+ * machinery, which was a twentieth of the server's CPU time at 1,000
+ * connections: every response head is made of these. */
+static void put_str(struct out *o, const char *str)
+{
+    size_t n = strlen(str);
+    if (o->len >= o->cap || n >= o->cap - o->len) {
+        o->len = o->cap;
+        return;
+    }
+    memcpy(o->p + o->len, str, n + 1);
+    o->len += n;
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+    char digits[24], *d = digits + sizeof(digits);
+    *--d = '\0';
+    do
+        *--d = (char)('0' + v % 10);
+    while (v /= 10);
+    put_str(o, d);
 }
 
 /* ---- file chunk buffers: taken for one response body, then pooled ---- */
@@ -677,24 +714,35 @@ struct reply {
 
 static void format_head(struct out *o, const struct reply *r)
 {
-    put(o, "HTTP/1.1 %d %s\r\nServer: uco-file_server\r\nDate: %s\r\n", r->status,
-        reason(r->status), date_now());
-    if (r->type)
-        put(o, "Content-Type: %s\r\nX-Content-Type-Options: nosniff\r\n", r->type);
-    if (r->length >= 0)
-        put(o, "Content-Length: %" PRId64 "\r\n", r->length);
+    put_str(o, "HTTP/1.1 ");
+    put_u64(o, (uint64_t)r->status);
+    put_str(o, " ");
+    put_str(o, reason(r->status));
+    put_str(o, "\r\nServer: uco-file_server\r\nDate: ");
+    put_str(o, date_now());
+    put_str(o, "\r\n");
+    if (r->type) {
+        put_str(o, "Content-Type: ");
+        put_str(o, r->type);
+        put_str(o, "\r\nX-Content-Type-Options: nosniff\r\n");
+    }
+    if (r->length >= 0) {
+        put_str(o, "Content-Length: ");
+        put_u64(o, (uint64_t)r->length);
+        put_str(o, "\r\n");
+    }
     if (r->mtime >= 0) {
-        char lm[40];
-        http_date(r->mtime, lm);
-        put(o, "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n", lm);
+        put_str(o, "Last-Modified: ");
+        put_str(o, last_modified(r->mtime));
+        put_str(o, "\r\nAccept-Ranges: bytes\r\n");
     }
     if (r->extra)
-        put(o, "%s", r->extra);
+        put_str(o, r->extra);
     if (!r->keep)
-        put(o, "Connection: close\r\n");
+        put_str(o, "Connection: close\r\n");
     else if (r->minor == 0)
-        put(o, "Connection: keep-alive\r\n");
-    put(o, "\r\n");
+        put_str(o, "Connection: keep-alive\r\n");
+    put_str(o, "\r\n");
 }
 
 /* One request's outcome, for the caller and the access log. */
