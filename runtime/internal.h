@@ -399,9 +399,6 @@ void reactor_fini(struct uco_rt *rt) UCO_HIDDEN;
  * past sched_next_timer(rt).  Returns how many operations are still in
  * flight (0 means nothing can ever complete). */
 unsigned reactor_poll(struct uco_rt *rt, bool block) UCO_HIDDEN;
-/* reactor_poll(rt, true) when something is in flight and no timer is
- * armed, in fewer steps. */
-void reactor_wait(struct uco_rt *rt) UCO_HIDDEN;
 /* The runtime's ring, for the operations that need more than an SQE
  * (buffer ring registration). */
 struct io_uring *reactor_ring(struct uco_rt *rt) UCO_HIDDEN;

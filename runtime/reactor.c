@@ -205,26 +205,23 @@ unsigned reactor_poll(struct uco_rt *rt, bool block)
     if (!block && !rt->inflight && !io_uring_sq_ready(&r->ring))
         return 0;
     bool wait = block && rt->inflight;
-    int ret = submit(rt, wait, wait ? sched_next_timer(rt) : 0);
+    int ret;
+    if (wait && !rt->timers) {
+        /* The wait a task awaiting one operation at a time makes after
+         * every submit: straight to the kernel.  Any error takes the
+         * general path, which retries or reports it. */
+        ret = io_uring_submit_and_wait(&r->ring, 1);
+        if (unlikely(ret < 0) && ret != -EINTR && ret != -ETIME)
+            ret = submit(rt, 1, 0);
+        else
+            ret = 0;
+    } else {
+        ret = submit(rt, wait, wait ? sched_next_timer(rt) : 0);
+    }
     if (ret < 0)
         ring_broken(ret);
     reap_all(rt);
     return rt->inflight;
-}
-
-/* reactor_poll(rt, true) with something in flight and no timer armed:
- * the poll a task awaiting one operation at a time makes after every
- * submit, so it goes straight to the kernel.  Any error takes the
- * general path, which retries or reports it. */
-void reactor_wait(struct uco_rt *rt)
-{
-    int ret = io_uring_submit_and_wait(&rt->reactor->ring, 1);
-    if (unlikely(ret < 0) && ret != -EINTR && ret != -ETIME) {
-        ret = submit(rt, 1, 0);
-        if (ret < 0)
-            ring_broken(ret);
-    }
-    reap_all(rt);
 }
 
 /* A full SQ is submitted and retried, never dropped. */

@@ -91,11 +91,8 @@ __attribute__((noinline)) uco_task *sched_poll_inline(struct uco_rt *rt)
         return pass_begin(rt);
     uco_task *self = rt->current;
     rt->current = NULL; /* completion handlers run as in the loop */
-    if (block && rt->inflight && !rt->timers)
-        reactor_wait(rt);
-    else
-        reactor_poll(rt, block);
-    timers_fire(rt); /* a handler may have armed one */
+    reactor_poll(rt, block);
+    timers_fire(rt);
     rt->current = self;
     return pass_begin(rt);
 }

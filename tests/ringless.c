@@ -23,12 +23,6 @@ unsigned reactor_poll(struct uco_rt *rt, bool block)
     return 0;
 }
 
-/* Nothing is ever in flight here, so the scheduler never calls it. */
-void reactor_wait(struct uco_rt *rt)
-{
-    (void)rt;
-}
-
 
 void reactor_cancel(struct uco_rt *rt, struct uco_op *op)
 {
