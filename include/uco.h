@@ -229,7 +229,10 @@ int uco_fsync(int fd);
 int uco_fdatasync(int fd);
 int uco_statx(int dfd, const char *path, int flags, unsigned mask, struct statx *out);
 /* Closes fd.  Not a cancellation point: it runs even with a cancellation
- * pending, so cancelled tasks can always clean up. */
+ * pending, so cancelled tasks can always clean up.  As with close(2), the
+ * file itself is released when its last reference drops: an operation that
+ * ran in one of io_uring's workers (shutdown, for one) can hold it a moment
+ * longer, so a peer may see the close just after this returns. */
 int uco_close(int fd);
 int uco_fallocate(int fd, int mode, int64_t offset, int64_t len);
 int uco_unlink(const char *path);
