@@ -77,9 +77,14 @@ static intptr_t zero_sleeper(void *arg)
 /* Sleeps are timers in the runtime, not one kernel timeout each: many at
  * random deadlines still wake in deadline order, and those due together
  * in the order they were set.  Deadlines are absolute, shared by groups:
- * base + due[i], due[i] one of 8 values (a 1 ms slack rounds each sleep
- * up to exactly that), base far enough ahead for a slow spawn loop. */
+ * base + due[i], due[i] one of 8 values (a 20 ms slack rounds each sleep
+ * up to exactly that), base far enough ahead for a slow spawn loop.  Each
+ * task asks for base + due[i] - 10 ms, so a preemption of up to 10 ms
+ * between its clock reads and uco_sleep's still rounds to the same end
+ * (with a 1 ms slack and 0.5 ms of margin, a loaded CI machine once
+ * pushed one sleeper into the next millisecond). */
 #define ORDER_N 1000
+#define ORDER_SLACK UCO_MSEC(20)
 static uint64_t order_base, order_due[ORDER_N];
 static int order_log[ORDER_N];
 static int order_n;
@@ -87,7 +92,7 @@ static int order_n;
 static intptr_t order_sleeper(void *arg)
 {
     int i = (int)(intptr_t)arg;
-    uint64_t at = order_base + order_due[i] - UCO_USEC(500);
+    uint64_t at = order_base + order_due[i] - ORDER_SLACK / 2;
     uint64_t now = uco_now();
     ck_assert(at > now);
     ck_assert_int_eq(uco_sleep(at - now), 0);
@@ -102,12 +107,12 @@ static intptr_t order_main(void *arg)
     unsigned seed = 7;
     for (int i = 0; i < ORDER_N; i++) {
         seed = seed * 1103515245u + 12345u;
-        order_due[i] = UCO_MSEC(1) + (seed >> 8) % 8 * UCO_MSEC(3);
+        order_due[i] = ORDER_SLACK + (seed >> 8) % 8 * ORDER_SLACK;
     }
     /* Under valgrind (one core for everything, every mmap slow) 1,000
      * spawns and first runs can take longer than 500 ms. */
     uint64_t ahead = UNDER_VALGRIND ? UCO_SEC(4) : UCO_MSEC(500);
-    order_base = (uco_now() + ahead) / UCO_MSEC(1) * UCO_MSEC(1);
+    order_base = (uco_now() + ahead) / ORDER_SLACK * ORDER_SLACK;
     for (int i = 0; i < ORDER_N; i++)
         t[i] = uco_spawn(order_sleeper, (void *)(intptr_t)i);
     return uco_gather(t, ORDER_N, NULL);
@@ -116,7 +121,7 @@ static intptr_t order_main(void *arg)
 START_TEST(test_many_sleeps_wake_by_deadline_then_in_the_order_set)
 {
     order_n = 0;
-    uco_config c = {.timer_slack_ns = UCO_MSEC(1)};
+    uco_config c = {.timer_slack_ns = ORDER_SLACK};
     ck_assert_int_eq(uco_run(order_main, NULL, &c), 0);
     ck_assert_int_eq(order_n, ORDER_N);
     for (int k = 1; k < ORDER_N; k++) {
