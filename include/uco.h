@@ -170,8 +170,9 @@ uint64_t uco_now(void);
 /*
  * asyncio.timeout() / wait_for(): every await of the calling task made
  * before uco_timeout_end() fails with -ETIMEDOUT once nsec have passed
- * (an operation in flight at that moment is cancelled through its linked
- * IORING_OP_LINK_TIMEOUT; its final completion is awaited first).  Scopes
+ * (an operation in flight at that moment is cancelled by the runtime's
+ * timer, an IORING_OP_ASYNC_CANCEL; its final completion is awaited first,
+ * and a result that beat the cancel is kept).  Scopes
  * nest: the earliest deadline wins.  *saved receives the enclosing
  * deadline, to give back to uco_timeout_end().  Both return 0, or -EPERM
  * outside a coroutine (-EINVAL for a NULL saved).

@@ -189,7 +189,8 @@ struct uco_task {
     bool cancel_pending;  /* uco_cancel() not yet delivered */
     bool cancelling;      /* the current wait is being cancelled */
     bool woken;           /* a waker (not a timer or a cancel) ended the wait */
-    unsigned flags;
+    bool timed_out;       /* the deadline cancelled the operation awaited */
+    uint8_t flags;        /* TF_*: a byte, so the hot fields stay in one line */
     uint64_t deadline;    /* absolute CLOCK_MONOTONIC ns of the timeout scope; 0 = none */
     uco_task *next;       /* run queue */
     /* The await in flight (task, handler set at spawn); the task is parked
@@ -203,7 +204,6 @@ struct uco_task {
     intptr_t result;
     uint64_t id;
     intptr_t wake_value;
-    int64_t lt_ts[2];     /* the await's linked timeout (struct __kernel_timespec) */
     struct timer timer;   /* armed while a sleep or a deadline wait parks it */
     struct waitq joinq;   /* joiners and uco_wait_any waiters */
     struct waitq parkq;   /* uco_park() */
@@ -270,6 +270,10 @@ static inline uint64_t sched_next_timer(const struct uco_rt *rt)
 
 /* Parks the running task in state st until sched_wake(); does not check. */
 void sched_park(struct uco_rt *rt, enum task_state st) UCO_HIDDEN;
+/* Parks the running task on its await (T_PARKED_IO) with a timer at at:
+ * if the timer fires first, the operation is cancelled and the task's
+ * timed_out set; it resumes on the operation's final completion. */
+void sched_park_io_until(struct uco_rt *rt, uco_task *self, uint64_t at) UCO_HIDDEN;
 
 void sched_debug_leave(struct uco_rt *rt, const uco_task *t) UCO_HIDDEN;
 uco_task *sched_poll_inline(struct uco_rt *rt) UCO_HIDDEN;
@@ -405,7 +409,7 @@ struct io_uring *reactor_ring(struct uco_rt *rt) UCO_HIDDEN;
 /* Awaits sqe like uco_await() but is no cancellation point and takes no
  * deadline: for uco_close, which must always run. */
 int reactor_await_always(struct uco_rt *rt, struct io_uring_sqe *sqe) UCO_HIDDEN;
-/* A cleared SQE (one slot stays free behind it for a linked timeout). */
+/* A cleared SQE. */
 struct io_uring_sqe *reactor_sqe(struct uco_rt *rt) UCO_HIDDEN;
 /* Points sqe's user_data at op and counts it in flight until its final
  * completion (one without IORING_CQE_F_MORE). */

@@ -93,8 +93,8 @@ static ssize_t splice_once(int fd_in, int64_t off_in, int fd_out, int64_t off_ou
     return ret;
 }
 
-/* io_uring runs every splice in an io-wq worker, and a linked timeout never
- * interrupts one blocked there.  So the pipe end is made non-blocking and
+/* io_uring runs every splice in an io-wq worker, and a cancel (a deadline's,
+ * say) never interrupts one blocked there.  So the pipe end is made non-blocking and
  * the waiting, where deadlines and cancellation hold, is done by polls. */
 ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
                    unsigned flags)

@@ -17,12 +17,6 @@ struct reactor {
     bool ext_arg;
     uint64_t kt_at;   /* deadline of the armed kernel timeout; 0 = none */
     int64_t kt_ts[2]; /* its struct __kernel_timespec */
-    /* IOSQE_CQE_SKIP_SUCCESS where the kernel has it (5.17+): set on a
-     * linked timeout, it silences the timeout's own completion once the
-     * operation it guards has started (the operation's CQE says -ECANCELED
-     * when the timeout fired); nothing waits for that CQE, so one CQE
-     * fewer per timed operation. */
-    unsigned lt_flags;
 };
 
 /* user_data of that kernel timeout: no uco_op lives at address 1, so
@@ -44,7 +38,6 @@ int reactor_init(struct uco_rt *rt, const uco_config *cfg)
         return ret;
     }
     r->ext_arg = r->ring.features & IORING_FEAT_EXT_ARG;
-    r->lt_flags = r->ring.features & IORING_FEAT_CQE_SKIP ? IOSQE_CQE_SKIP_SUCCESS : 0;
     rt->reactor = r;
     return 0;
 }
@@ -82,7 +75,7 @@ static unsigned reap(struct uco_rt *rt)
         io_uring_smp_store_release(cq->khead, ++head);
         n++;
         if (unlikely((uintptr_t)op <= KT_USER_DATA)) {
-            /* Fire-and-forget (cancels, linked timeouts), or our wait's
+            /* Fire-and-forget (cancels), or our wait's
              * timeout (an older one may come first: re-arm). */
             if (op)
                 r->kt_at = 0;
@@ -236,15 +229,14 @@ static __attribute__((noinline)) struct io_uring_sqe *get_sqe_full(struct uco_rt
     return sqe;
 }
 
-/* An SQE, with one more slot kept free behind it for a linked timeout.
- * By hand rather than io_uring_sq_space_left() + io_uring_get_sqe(),
+/* An SQE.  By hand rather than io_uring_sq_space_left() + io_uring_get_sqe(),
  * which read the kernel's head twice: the ring never has SQPOLL (the
  * head moves only inside our own io_uring_enter) nor SQE128. */
 static inline struct io_uring_sqe *get_sqe(struct uco_rt *rt)
 {
     struct io_uring_sq *sq = &rt->reactor->ring.sq;
     unsigned tail = sq->sqe_tail;
-    if (unlikely(tail + 2 - IO_URING_READ_ONCE(*sq->khead) > sq->ring_entries))
+    if (unlikely(tail + 1 - IO_URING_READ_ONCE(*sq->khead) > sq->ring_entries))
         return get_sqe_full(rt);
     sq->sqe_tail = tail + 1;
     struct io_uring_sqe *sqe = &sq->sqes[tail & sq->ring_mask];
@@ -281,30 +273,19 @@ void reactor_cancel(struct uco_rt *rt, struct uco_op *op)
     io_uring_sqe_set_data(sqe, NULL);
 }
 
-static void set_ts(struct uco_rt *rt, int64_t ts[2], uint64_t at)
-{
-    at = sched_slack(rt, at);
-    ts[0] = (int64_t)(at / 1000000000u);
-    ts[1] = (int64_t)(at % 1000000000u);
-}
-
 /* Parks the caller on op until its final completion.  With a deadline,
- * the operation carries a linked IORING_OP_LINK_TIMEOUT, so the kernel
- * cancels it at the deadline. */
+ * a timer in the runtime's heap cancels the operation when it passes
+ * (sched_park_io_until).  Not a linked IORING_OP_LINK_TIMEOUT: that armed
+ * and cancelled a kernel hrtimer and cost an SQE on every timed await, for
+ * deadlines a server's reads and sends almost never reach. */
 static void park_on(struct uco_rt *rt, uco_task *self, struct io_uring_sqe *sqe,
-                    struct uco_op *op, enum task_state st, uint64_t deadline)
+                    struct uco_op *op, uint64_t deadline)
 {
     reactor_arm(rt, sqe, op);
-    if (deadline) {
-        sqe->flags |= IOSQE_IO_LINK;
-        set_ts(rt, self->lt_ts, deadline);
-        struct io_uring_sqe *lt = io_uring_get_sqe(&rt->reactor->ring); /* kept free */
-        io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)self->lt_ts,
-                                   IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data(lt, NULL);
-        lt->flags |= rt->reactor->lt_flags;
-    }
-    sched_park(rt, st);
+    if (deadline)
+        sched_park_io_until(rt, self, sched_slack(rt, deadline));
+    else
+        sched_park(rt, T_PARKED_IO);
 }
 
 /* What an await returns once its operation has completed. */
@@ -317,9 +298,12 @@ static int await_result(uco_task *self, const struct uco_op *op)
         self->cancel_pending = true; /* completed anyway: keep its result */
         return op->res;
     }
-    /* Only our linked timeout cancels an operation behind our back. */
-    if (unlikely(op->res == -ECANCELED) && self->deadline)
-        return -ETIMEDOUT;
+    if (unlikely(self->timed_out)) {
+        self->timed_out = false;
+        if (op->res == -ECANCELED || op->res == -EINTR)
+            return -ETIMEDOUT;
+        return op->res; /* completed before the cancel took */
+    }
     return op->res;
 }
 
@@ -347,7 +331,7 @@ static __attribute__((noinline)) int await_slow(struct uco_rt *rt, uco_task *sel
         return ret;
     }
     struct uco_op *op = task_op(self);
-    park_on(rt, self, sqe, op, T_PARKED_IO, self->deadline);
+    park_on(rt, self, sqe, op, self->deadline);
     if (cqe_flags)
         *cqe_flags = op->flags;
     return await_result(self, op);
@@ -366,7 +350,7 @@ static inline __attribute__((always_inline)) int await_op(struct io_uring_sqe *s
         return -EINVAL;
     if (unlikely(self->cancel_pending || self->deadline))
         return await_slow(rt, self, sqe, cqe_flags);
-    /* The common case: no check to make, no linked timeout.  Only the
+    /* The common case: no check to make, no deadline.  Only the
      * fields the reactor reads before completion are set. */
     struct uco_op *op = &self->aop;
     op->done = false;
@@ -382,7 +366,7 @@ int reactor_await_always(struct uco_rt *rt, struct io_uring_sqe *sqe)
 {
     uco_task *self = rt->current;
     struct uco_op *op = task_op(self);
-    park_on(rt, self, sqe, op, T_PARKED_IO, 0);
+    park_on(rt, self, sqe, op, 0);
     if (self->cancelling) { /* cancelled meanwhile: deliver it later */
         self->cancelling = false;
         self->cancel_pending = true;

@@ -324,10 +324,12 @@ int uco_wake(uco_task *t, int value)
 }
 
 /* ---- timers: a pairing heap of the nodes inside parked tasks ----
- * Sleeps and deadline waits never reach the kernel one by one: the loop
- * waits there only until the earliest deadline and fires what is due.
- * (One IORING_OP_TIMEOUT per sleep made the kernel keep 10,000 hrtimers
- * and a long list, and cost a submission each.)  A pairing heap needs no
+ * Sleeps, deadline waits and the deadlines of awaits never reach the
+ * kernel one by one: the loop waits there only until the earliest deadline
+ * and fires what is due.  (One IORING_OP_TIMEOUT per sleep made the kernel
+ * keep 10,000 hrtimers and a long list, and cost a submission each; a
+ * linked timeout per timed await armed and cancelled an hrtimer for every
+ * request a server read, where a deadline rarely passes.)  A pairing heap needs no
  * array to grow, inserts in O(1) and removes in amortised O(log n). */
 
 static bool timer_before(const struct timer *a, const struct timer *b)
@@ -408,8 +410,10 @@ static void timer_remove(struct uco_rt *rt, struct timer *t)
     t->child = t->sibling = t->prev = NULL;
 }
 
-/* Wakes, in deadline order, the tasks whose timers are due.  A task that
- * a waker or a cancel made runnable first just loses its timer. */
+/* Wakes, in deadline order, the tasks whose timers are due, and cancels
+ * the operations of those parked on an await (they wake on its final
+ * completion).  A task that a waker or a cancel made runnable first just
+ * loses its timer. */
 static void timers_fire(struct uco_rt *rt)
 {
     if (!rt->timers)
@@ -419,8 +423,12 @@ static void timers_fire(struct uco_rt *rt)
         struct timer *t = rt->timers;
         timer_remove(rt, t);
         uco_task *task = (uco_task *)((char *)t - offsetof(uco_task, timer));
-        if (task->state == T_PARKED_WAIT)
+        if (task->state == T_PARKED_WAIT) {
             sched_wake(rt, task);
+        } else if (task->state == T_PARKED_IO && !task->aop.done) {
+            task->timed_out = true;
+            reactor_cancel(rt, &task->aop);
+        }
     }
 }
 
@@ -431,6 +439,14 @@ static void park_until(struct uco_rt *rt, uco_task *self, uint64_t at)
     timer_add(rt, &self->timer, at);
     sched_park(rt, T_PARKED_WAIT);
     if (self->timer.at) /* woken before the deadline */
+        timer_remove(rt, &self->timer);
+}
+
+void sched_park_io_until(struct uco_rt *rt, uco_task *self, uint64_t at)
+{
+    timer_add(rt, &self->timer, at);
+    sched_park(rt, T_PARKED_IO);
+    if (self->timer.at) /* completed before the deadline */
         timer_remove(rt, &self->timer);
 }
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -351,6 +352,70 @@ START_TEST(test_cancelled_recv_never_writes_after_returning)
 }
 END_TEST
 
+/* A deadline that passes while an operation it cannot interrupt runs: a
+ * buffered read of a big cached file in an io-wq worker (IOSQE_ASYNC)
+ * takes milliseconds and ignores the cancel the deadline sends once it
+ * has started (-EALREADY).  Its bytes come back, never -ETIMEDOUT over
+ * them; the next await in the scope sees the deadline.  A read the worker
+ * had not yet picked up is cancelled (-ETIMEDOUT, nothing read): tried
+ * again, and at least one try must be a read that outlived its deadline. */
+#define BIG_READ (64u << 20)
+
+/* One read of fd into got under a 2 ms deadline (long enough for valgrind
+ * to submit before it passes); 1 when it tested the rule, 0 when the read
+ * was cancelled before it started. */
+static int read_past_deadline(int fd, const char *want, char *got)
+{
+    memset(got, 0, BIG_READ); /* faulted in: the read only copies */
+    uint64_t saved, t0 = uco_now();
+    ck_assert_int_eq(uco_timeout_begin(UCO_MSEC(2), &saved), 0);
+    struct io_uring_sqe *sqe = uco_sqe();
+    io_uring_prep_read(sqe, fd, got, BIG_READ, 0);
+    sqe->flags |= IOSQE_ASYNC;
+    int r = uco_await(sqe);
+    uint64_t took = uco_now() - t0;
+    ck_assert_int_eq(uco_yield(), -ETIMEDOUT);
+    ck_assert_int_eq(uco_timeout_end(saved), 0);
+    if (r == -ETIMEDOUT)
+        return 0;
+    ck_assert_int_gt(r, 0); /* a partial read keeps its bytes too */
+    ck_assert_int_eq(memcmp(want, got, (size_t)r), 0);
+    return r == BIG_READ && took > UCO_MSEC(2);
+}
+
+static intptr_t uninterruptible_main(void *arg)
+{
+    (void)arg;
+    int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    char *want = malloc(BIG_READ), *got = malloc(BIG_READ);
+    ck_assert(want && got);
+    for (size_t i = 0; i < BIG_READ; i++)
+        want[i] = (char)(i * 7 + i / 4096);
+    ck_assert_int_eq(pwrite(fd, want, BIG_READ, 0), BIG_READ);
+    /* A first async read starts an io-wq worker for the ones timed. */
+    struct io_uring_sqe *sqe = uco_sqe();
+    io_uring_prep_read(sqe, fd, got, 4096, 0);
+    sqe->flags |= IOSQE_ASYNC;
+    ck_assert_int_eq(uco_await(sqe), 4096);
+    int tested = 0;
+    for (int i = 0; i < 8 && !tested; i++)
+        tested = read_past_deadline(fd, want, got);
+    ck_assert_msg(tested, "no read outlived its deadline in 8 tries");
+    free(got);
+    free(want);
+    ck_assert_int_eq(uco_close(fd), 0);
+    return 0;
+}
+
+START_TEST(test_deadline_keeps_the_result_of_an_uninterruptible_read)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(uninterruptible_main, NULL, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
 /* ---- the rules for finished tasks, oneself, runnable tasks ---- */
 
 static intptr_t cleanup_task(void *arg)
@@ -459,6 +524,7 @@ int main(void)
     tcase_add_test(tc, test_cancel_racing_recv_loses_no_byte);
     tcase_add_test(tc, test_cancel_racing_accept_leaks_no_fd);
     tcase_add_test(tc, test_cancelled_recv_never_writes_after_returning);
+    tcase_add_test(tc, test_deadline_keeps_the_result_of_an_uninterruptible_read);
     tcase_add_test(tc, test_cancel_rules_for_finished_self_and_runnable_tasks);
     tcase_add_test(tc, test_wait_any_returns_the_first_finished);
     suite_add_tcase(s, tc);
