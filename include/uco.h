@@ -289,7 +289,12 @@ int uco_acceptor_close(uco_acceptor *a);
 /* A ring of provided buffers (IORING_REGISTER_PBUF_RING): the kernel picks
  * a buffer when data arrives, so idle connections hold no memory.  Each
  * buffer handed out must be given back with uco_buf_release().  One ring
- * can serve many streams (see below); nbufs is a power of 2, <= 32768. */
+ * can serve many streams (see below); nbufs is a power of 2, <= 32768.
+ * The kernel takes buffers in FIFO order, so only about one per stream on
+ * the ring, plus a margin (64 at least), is kept in its hands; the rest
+ * wait in a LIFO reserve that refills it as buffers are taken (and grows
+ * it when the kernel still finds it empty).  The buffers in use then stay
+ * in the caches however large nbufs is. */
 typedef struct uco_bufring uco_bufring;
 int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out);
 /* -EBUSY while buffers are out or streams are open on br. */

@@ -174,6 +174,16 @@ struct uco_bufring {
     unsigned nbufs, out;         /* out: taken by the kernel, not yet released */
     unsigned stream_held;        /* ... of which streams hold this many */
     unsigned nstreams;
+    /* The kernel's ring is FIFO: a buffer given back is taken again only
+     * after every other buffer in the ring.  With all nbufs in it, each
+     * recv would write into the coldest buffer of the lot (64 MiB for
+     * echo_server's 4096 x 16 KiB).  So the ring holds only about as many
+     * as there are streams (ring_want) and the rest wait in a LIFO reserve
+     * whose top, the buffer released last, refills the ring first. */
+    unsigned in_ring;            /* in the kernel's ring, as far as completions say */
+    unsigned floor;              /* least ring_want; doubled when the ring ran dry early */
+    unsigned nspare;
+    unsigned short *spare;       /* the reserve, a stack of buffer ids */
     struct uco_recv_stream **owner; /* the stream each buffer out belongs to */
     /* Streams whose recv ended with ENOBUFS, re-armed first come first
      * served as buffers come back. */
@@ -193,7 +203,50 @@ static void br_free(struct uco_bufring *br)
         munmap(br->ring, br->ring_bytes);
     free(br->bufs);
     free(br->owner);
+    free(br->spare);
     free(br);
+}
+
+#define RING_MARGIN 32 /* buffers in the ring beyond one per stream */
+#define RING_FLOOR 64  /* the least kept in the ring */
+
+static unsigned ring_want(const uco_bufring *br)
+{
+    unsigned want = br->nstreams + RING_MARGIN;
+    if (want < br->floor)
+        want = br->floor;
+    return want < br->nbufs ? want : br->nbufs;
+}
+
+/* Puts buffer id in the kernel's ring, behind those already there. */
+static void ring_put(uco_bufring *br, unsigned id)
+{
+    io_uring_buf_ring_add(br->ring, br->bufs + (size_t)id * br->buf_size,
+                          (unsigned)br->buf_size, (unsigned short)id,
+                          io_uring_buf_ring_mask(br->nbufs), 0);
+    io_uring_buf_ring_advance(br->ring, 1);
+    br->in_ring++;
+}
+
+/* Refills the ring to ring_want from the top of the reserve. */
+static void ring_top_up(uco_bufring *br)
+{
+    unsigned want = ring_want(br);
+    while (br->in_ring < want && br->nspare)
+        ring_put(br, br->spare[--br->nspare]);
+}
+
+/* The kernel found the ring empty while the reserve still had buffers:
+ * the ring was kept too short for this load.  Twice as long from now on;
+ * false when there is nothing in reserve to add. */
+static bool ring_grow(uco_bufring *br)
+{
+    if (!br->nspare)
+        return false;
+    unsigned want = ring_want(br);
+    br->floor = want * 2 < br->nbufs ? want * 2 : br->nbufs;
+    ring_top_up(br);
+    return true;
 }
 
 int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
@@ -212,7 +265,8 @@ int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     br->bufs = malloc(nbufs * buf_size);
     br->owner = calloc(nbufs, sizeof(*br->owner));
-    if (br->ring == MAP_FAILED || !br->bufs || !br->owner) {
+    br->spare = malloc(nbufs * sizeof(*br->spare));
+    if (br->ring == MAP_FAILED || !br->bufs || !br->owner || !br->spare) {
         br_free(br);
         return -ENOMEM;
     }
@@ -232,10 +286,12 @@ int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
         br_free(br);
         return ret;
     }
+    /* Buffer 0 on top of the reserve: the ring starts with the first
+     * buffers, in order. */
     for (unsigned i = 0; i < nbufs; i++)
-        io_uring_buf_ring_add(br->ring, br->bufs + (size_t)i * buf_size, (unsigned)buf_size,
-                              (unsigned short)i, io_uring_buf_ring_mask(nbufs), (int)i);
-    io_uring_buf_ring_advance(br->ring, (int)nbufs);
+        br->spare[br->nspare++] = (unsigned short)(nbufs - 1 - i);
+    br->floor = RING_FLOOR;
+    ring_top_up(br);
     *out = br;
     return 0;
 }
@@ -346,11 +402,11 @@ void uco_buf_release(uco_bufring *br, unsigned id)
 {
     if (!br || id >= br->nbufs || !br->out)
         return;
-    io_uring_buf_ring_add(br->ring, br->bufs + (size_t)id * br->buf_size,
-                          (unsigned)br->buf_size, (unsigned short)id,
-                          io_uring_buf_ring_mask(br->nbufs), 0);
-    io_uring_buf_ring_advance(br->ring, 1);
     br->out--;
+    if (br->in_ring < ring_want(br))
+        ring_put(br, id);
+    else
+        br->spare[br->nspare++] = (unsigned short)id;
     struct uco_recv_stream *s = br->owner[id];
     bool here = uco_rt_cur == br->rt; /* arming needs the ring's own thread */
     if (s) {
@@ -374,6 +430,10 @@ void uco_buf_release(uco_bufring *br, unsigned id)
 static void buf_taken(uco_bufring *br, struct uco_recv_stream *s, unsigned bid)
 {
     br->out++;
+    if (br->in_ring)
+        br->in_ring--;
+    if (br->nspare)
+        ring_top_up(br);
     if (s) {
         br->owner[bid] = s;
         s->held++;
@@ -401,10 +461,14 @@ ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id)
         return -EINVAL;
     if (br->rt != uco_rt_cur)
         return -EPERM;
-    GET_SQE(sqe);
-    prep_recv_select(sqe, fd, br);
-    unsigned flags = 0;
-    int res = uco_await_flags(sqe, &flags);
+    int res;
+    unsigned flags;
+    do { /* the ring empty but the reserve not: grow it and go again */
+        GET_SQE(sqe);
+        prep_recv_select(sqe, fd, br);
+        flags = 0;
+        res = uco_await_flags(sqe, &flags);
+    } while (res == -ENOBUFS && ring_grow(br));
     *buf = NULL;
     *id = 0;
     if (!(flags & IORING_CQE_F_BUFFER))
@@ -441,10 +505,15 @@ static void rs_handler(struct uco_rt *rt, struct uco_op *op, int res, unsigned f
     if (res == -ENOBUFS && !more) {
         /* At its cap anyway: its own releases restart it.  Otherwise it
          * waits for a buffer, back at the front if it was re-armed for
-         * one and another stream took it first: it keeps its turn. */
+         * one and another stream took it first: it keeps its turn; or,
+         * with buffers in reserve, the ring grows and it goes on. */
         s->capped = s->held >= s->max_held;
-        if (!s->closing && !s->capped)
-            dry_push(br, s, s->turn);
+        if (!s->closing && !s->capped) {
+            if (ring_grow(br))
+                rs_arm(s);
+            else
+                dry_push(br, s, s->turn);
+        }
         s->turn = false;
     } else if (res == -EINVAL && !s->oneshot && !(flags & IORING_CQE_F_BUFFER) && !s->len) {
         /* An older kernel: first without the byte limit (the cancel at
@@ -505,6 +574,7 @@ int uco_recv_multishot_max(int fd, uco_bufring *br, unsigned max_bufs, uco_recv_
     s->max_held = max_bufs;
     s->op.handler = rs_handler;
     br->nstreams++;
+    ring_top_up(br); /* one more buffer in the ring for it */
     rs_arm(s);
     *out = s;
     return 0;
