@@ -3,6 +3,7 @@
  * buffer rings and the multishot recv stream. */
 #include <errno.h>
 #include <liburing.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -320,7 +321,12 @@ struct uco_recv_stream {
     struct uco_op op;
     uco_bufring *br;
     int fd;
-    struct chunk *q; /* completions not yet taken: at most one per buffer + 1 */
+    /* Completions not yet taken, a ring of cap (a power of 2) entries:
+     * sized for the stream's cap, not the ring's nbufs, so that the few
+     * lines a busy stream writes stay in the caches (a 4098-entry queue
+     * per stream had every chunk land on a cold line); grown if a kernel
+     * without the byte limit overshoots.  At most one per buffer + 2. */
+    struct chunk *q;
     unsigned head, len, cap;
     unsigned held, max_held; /* buffers queued or handed out, and the cap */
     bool armed, oneshot, eof;
@@ -484,6 +490,35 @@ ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id)
     return res;
 }
 
+/* A completion the kernel delivered cannot be refused: a full queue
+ * doubles, and if even that fails the process stops rather than drop
+ * received bytes. */
+static void q_push(struct uco_recv_stream *s, struct chunk c)
+{
+    if (unlikely(s->len == s->cap)) {
+        struct chunk *n = malloc(2 * s->cap * sizeof(*n));
+        if (!n) {
+            fprintf(stderr, "uco: out of memory queueing a received chunk\n");
+            abort();
+        }
+        for (unsigned i = 0; i < s->len; i++)
+            n[i] = s->q[(s->head + i) & (s->cap - 1)];
+        free(s->q);
+        s->q = n;
+        s->head = 0;
+        s->cap *= 2;
+    }
+    s->q[(s->head + s->len++) & (s->cap - 1)] = c;
+}
+
+static struct chunk q_pop(struct uco_recv_stream *s)
+{
+    struct chunk c = s->q[s->head];
+    s->head = (s->head + 1) & (s->cap - 1);
+    s->len--;
+    return c;
+}
+
 static void rs_handler(struct uco_rt *rt, struct uco_op *op, int res, unsigned flags)
 {
     struct uco_recv_stream *s = container_of(op, struct uco_recv_stream, op);
@@ -522,7 +557,7 @@ static void rs_handler(struct uco_rt *rt, struct uco_op *op, int res, unsigned f
             s->oneshot = true;
         s->nolimit = true;
     } else if (res != -ECANCELED) { /* ECANCELED: our own cancel, no data */
-        s->q[(s->head + s->len++) % s->cap] = (struct chunk){res, flags};
+        q_push(s, (struct chunk){res, flags});
         if (res <= 0)
             s->capped = false; /* the stream ended: nothing to restart */
         else if (!more)
@@ -562,7 +597,9 @@ int uco_recv_multishot_max(int fd, uco_bufring *br, unsigned max_bufs, uco_recv_
     struct uco_recv_stream *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    s->cap = br->nbufs + 2;
+    s->cap = 8;
+    while (s->cap < max_bufs + 4)
+        s->cap *= 2;
     s->q = calloc(s->cap, sizeof(*s->q));
     if (!s->q) {
         free(s);
@@ -595,9 +632,7 @@ ssize_t uco_recv_stream_next(uco_recv_stream *s, void **buf, unsigned *id)
     uco_bufring *br = s->br;
     for (;;) {
         if (s->len) {
-            struct chunk c = s->q[s->head];
-            s->head = (s->head + 1) % s->cap;
-            s->len--;
+            struct chunk c = q_pop(s);
             *buf = NULL;
             *id = 0;
             if (c.res == 0)
@@ -649,9 +684,7 @@ int uco_recv_stream_close(uco_recv_stream *s)
     }
     dry_unlink(br, s); /* in case it ran dry while being cancelled */
     while (s->len) { /* buffers filled but never taken go back to the ring */
-        struct chunk c = s->q[s->head];
-        s->head = (s->head + 1) % s->cap;
-        s->len--;
+        struct chunk c = q_pop(s);
         if (c.res > 0 && (c.flags & IORING_CQE_F_BUFFER))
             uco_buf_release(br, c.flags >> IORING_CQE_BUFFER_SHIFT);
     }
