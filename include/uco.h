@@ -319,7 +319,11 @@ ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id);
  * returns -ENOBUFS only when waiting would wait for the caller: it holds
  * max_bufs buffers of this stream, or the ring is dry and no other stream
  * holds any.  Falls back to one-shot recvs on kernels without multishot
- * recv. */
+ * recv.  Known kernel limit (seen on 6.18, with raw liburing too): on an
+ * AF_UNIX stream socket whose data and end of stream are both queued
+ * before the multishot recv is submitted, the kernel may deliver the data
+ * and never the end of stream (TCP reports the pending FIN and is not
+ * affected); read such sockets with uco_recv_buf() or uco_recv(). */
 #define UCO_RECV_STREAM_BUFS 8
 typedef struct uco_recv_stream uco_recv_stream;
 int uco_recv_multishot(int fd, uco_bufring *br, uco_recv_stream **out);
