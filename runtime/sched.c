@@ -434,20 +434,23 @@ static void timers_fire(struct uco_rt *rt)
 
 /* Parks the running task until a wake, or until at (slack applied) when
  * nobody wakes it first. */
-static void park_until(struct uco_rt *rt, uco_task *self, uint64_t at)
+static void park_state_until(struct uco_rt *rt, uco_task *self, enum task_state st,
+                             uint64_t at)
 {
     timer_add(rt, &self->timer, at);
-    sched_park(rt, T_PARKED_WAIT);
-    if (self->timer.at) /* woken before the deadline */
+    sched_park(rt, st);
+    if (self->timer.at) /* woken or completed before the deadline */
         timer_remove(rt, &self->timer);
+}
+
+static void park_until(struct uco_rt *rt, uco_task *self, uint64_t at)
+{
+    park_state_until(rt, self, T_PARKED_WAIT, at);
 }
 
 void sched_park_io_until(struct uco_rt *rt, uco_task *self, uint64_t at)
 {
-    timer_add(rt, &self->timer, at);
-    sched_park(rt, T_PARKED_IO);
-    if (self->timer.at) /* completed before the deadline */
-        timer_remove(rt, &self->timer);
+    park_state_until(rt, self, T_PARKED_IO, at);
 }
 
 int sched_sleep(struct uco_rt *rt, uint64_t at)
