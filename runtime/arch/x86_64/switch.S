@@ -46,6 +46,8 @@ uco_arch_switch:
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
 
+        movq    56(%rsp), %rax  /* where this side returns: see below */
+
         movq    %rsp, (%rdi)
         movq    %rsi, %rsp
         /* From here on the CFI describes the new stack, whose frame has the
@@ -73,10 +75,17 @@ uco_arch_switch:
         popq    %rbp
         .cfi_adjust_cfa_offset -8
         .cfi_restore %rbp
-        /* An indirect jump, not "ret": the return address belongs to the
-         * other context, so a ret would always miss the CPU's return stack
-         * buffer.  The jump is predicted like any other branch. */
-        popq    %rcx
+        /* Our caller's call pushed its return address onto the CPU's
+         * return stack.  When the other side resumes at that same address
+         * (tasks parked at one await, the common case), "ret" pops it as
+         * predicted and the stack stays balanced.  Elsewhere a "ret" would
+         * always miss, so an indirect jump takes the other address (the
+         * jump is predicted like any other branch), leaving one stale
+         * entry that costs the next return a miss. */
+        cmpq    %rax, (%rsp)
+        jne     1f
+        ret
+1:      popq    %rcx
         .cfi_adjust_cfa_offset -8
         .cfi_register %rip, %rcx
         jmpq    *%rcx
