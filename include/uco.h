@@ -318,12 +318,11 @@ ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id);
  * re-armed in the order they ran dry as buffers come back.  next()
  * returns -ENOBUFS only when waiting would wait for the caller: it holds
  * max_bufs buffers of this stream, or the ring is dry and no other stream
- * holds any.  Falls back to one-shot recvs on kernels without multishot
- * recv.  Known kernel limit (seen on 6.18, with raw liburing too): on an
- * AF_UNIX stream socket whose data and end of stream are both queued
- * before the multishot recv is submitted, the kernel may deliver the data
- * and never the end of stream (TCP reports the pending FIN and is not
- * affected); read such sockets with uco_recv_buf() or uco_recv(). */
+ * holds any.  Uses one-shot recvs (one SQE per chunk, same behaviour) on
+ * kernels without multishot recv and on sockets other than IPv4 and
+ * IPv6: on an AF_UNIX socket whose data and end of stream are both queued
+ * when the recv is armed, Linux (6.18, raw liburing too) delivers the data
+ * and never the end of stream; TCP reports the pending FIN. */
 #define UCO_RECV_STREAM_BUFS 8
 typedef struct uco_recv_stream uco_recv_stream;
 int uco_recv_multishot(int fd, uco_bufring *br, uco_recv_stream **out);

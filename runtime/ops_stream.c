@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -183,6 +184,7 @@ struct uco_bufring {
      * whose top, the buffer released last, refills the ring first. */
     unsigned in_ring;            /* in the kernel's ring, as far as completions say */
     unsigned floor;              /* least ring_want; doubled when the ring ran dry early */
+    unsigned grown;              /* times it was doubled: tells stale ENOBUFS from new */
     unsigned nspare;
     unsigned short *spare;       /* the reserve, a stack of buffer ids */
     struct uco_recv_stream **owner; /* the stream each buffer out belongs to */
@@ -237,17 +239,21 @@ static void ring_top_up(uco_bufring *br)
         ring_put(br, br->spare[--br->nspare]);
 }
 
-/* The kernel found the ring empty while the reserve still had buffers:
- * the ring was kept too short for this load.  Twice as long from now on;
- * false when there is nothing in reserve to add. */
-static bool ring_grow(uco_bufring *br)
+/* A recv armed when the ring had been doubled `epoch` times found it
+ * empty.  If it has not grown since and the reserve has buffers, it was
+ * kept too short for this load: twice as long from now on.  A burst of
+ * recvs submitted together all fail at once, and only the first of their
+ * ENOBUFS doubles it (each doubling would otherwise empty the reserve
+ * into the ring).  True when a new recv can find a buffer now. */
+static bool ring_grow(uco_bufring *br, unsigned epoch)
 {
-    if (!br->nspare)
-        return false;
-    unsigned want = ring_want(br);
-    br->floor = want * 2 < br->nbufs ? want * 2 : br->nbufs;
-    ring_top_up(br);
-    return true;
+    if (epoch == br->grown && br->nspare) {
+        unsigned want = ring_want(br);
+        br->floor = want * 2 < br->nbufs ? want * 2 : br->nbufs;
+        br->grown++;
+        ring_top_up(br);
+    }
+    return br->in_ring > 0;
 }
 
 int uco_bufring_create(unsigned nbufs, size_t buf_size, uco_bufring **out)
@@ -336,6 +342,7 @@ struct uco_recv_stream {
     bool stopping; /* the cancel for the cap is on its way */
     bool turn;   /* re-armed off the dry list, no buffer taken yet */
     bool closing;
+    unsigned epoch; /* the ring's `grown` when the recv was armed */
     struct uco_recv_stream *dry_prev, *dry_next;
     struct waitq waiters;
 };
@@ -398,6 +405,7 @@ static void rs_arm(struct uco_recv_stream *s)
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = br->bgid;
     reactor_arm(s->rt, sqe, &s->op);
+    s->epoch = br->grown;
     s->armed = true;
     s->capped = false;
     s->stopping = false;
@@ -469,12 +477,14 @@ ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id)
         return -EPERM;
     int res;
     unsigned flags;
-    do { /* the ring empty but the reserve not: grow it and go again */
+    unsigned epoch;
+    do { /* the ring found empty, buffers in it now: go again */
         GET_SQE(sqe);
         prep_recv_select(sqe, fd, br);
         flags = 0;
+        epoch = br->grown;
         res = uco_await_flags(sqe, &flags);
-    } while (res == -ENOBUFS && ring_grow(br));
+    } while (res == -ENOBUFS && ring_grow(br, epoch));
     *buf = NULL;
     *id = 0;
     if (!(flags & IORING_CQE_F_BUFFER))
@@ -541,10 +551,11 @@ static void rs_handler(struct uco_rt *rt, struct uco_op *op, int res, unsigned f
         /* At its cap anyway: its own releases restart it.  Otherwise it
          * waits for a buffer, back at the front if it was re-armed for
          * one and another stream took it first: it keeps its turn; or,
-         * with buffers in reserve, the ring grows and it goes on. */
+         * with buffers in the ring (grown from the reserve if it was kept
+         * too short), it goes on. */
         s->capped = s->held >= s->max_held;
         if (!s->closing && !s->capped) {
-            if (ring_grow(br))
+            if (ring_grow(br, s->epoch))
                 rs_arm(s);
             else
                 dry_push(br, s, s->turn);
@@ -581,6 +592,22 @@ static void rs_handler(struct uco_rt *rt, struct uco_op *op, int res, unsigned f
     }
 }
 
+/* Multishot recv only where the kernel reports every end of stream.  On
+ * an AF_UNIX socket (Linux 6.18) whose data and end of stream are both
+ * queued when the recv is armed, the kernel delivers the data and then
+ * waits for a wake-up that already happened: the end never comes.  TCP
+ * counts a pending FIN as input still to read and goes on.  So sockets
+ * of any family but IPv4 and IPv6 get one-shot recvs: one SQE per chunk,
+ * every end of stream reported.  Not a socket: the kernel's recv says so. */
+static bool multishot_safe(int fd)
+{
+    int domain = 0;
+    socklen_t len = sizeof(domain);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+        return true;
+    return domain == AF_INET || domain == AF_INET6;
+}
+
 int uco_recv_multishot_max(int fd, uco_bufring *br, unsigned max_bufs, uco_recv_stream **out)
 {
     struct uco_rt *rt = uco_rt_cur;
@@ -609,6 +636,7 @@ int uco_recv_multishot_max(int fd, uco_bufring *br, unsigned max_bufs, uco_recv_
     s->br = br;
     s->fd = fd;
     s->max_held = max_bufs;
+    s->oneshot = !multishot_safe(fd);
     s->op.handler = rs_handler;
     br->nstreams++;
     ring_top_up(br); /* one more buffer in the ring for it */

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -254,11 +255,34 @@ END_TEST
 
 /* ---- provided buffers ---- */
 
+/* The two kinds of stream socket the recv stream reads in different ways:
+ * TCP with a multishot recv, AF_UNIX with one-shot recvs (uco.h). */
+enum pair_kind { PAIR_TCP, PAIR_UNIX };
+
+/* A connected pair, sv[0] the reading end.  TCP on 127.0.0.1 (in a
+ * coroutine), without Nagle: the tests send small pieces one at a time. */
+static void stream_pair(enum pair_kind kind, int sv[2])
+{
+    if (kind == PAIR_UNIX) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        return;
+    }
+    int l = uco_listen_tcp("127.0.0.1", 0, 1);
+    ck_assert_int_ge(l, 0);
+    sv[1] = uco_dial_tcp("127.0.0.1", (uint16_t)uco_local_port(l));
+    ck_assert_int_ge(sv[1], 0);
+    sv[0] = uco_accept(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(sv[0], 0);
+    ck_assert_int_eq(uco_close(l), 0);
+    int one = 1;
+    ck_assert_int_eq(setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+}
+
+
 static intptr_t bufring_main(void *arg)
 {
-    (void)arg;
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    stream_pair((enum pair_kind)(intptr_t)arg, sv);
     uco_bufring *br;
     ck_assert_int_eq(uco_bufring_create(3, 64, &br), -EINVAL); /* not a power of 2 */
     ck_assert_int_eq(uco_bufring_create(4, 64, &br), 0);
@@ -315,7 +339,7 @@ static intptr_t bufring_main(void *arg)
 START_TEST(test_provided_buffers_and_multishot_recv_survive_enobufs)
 {
     int fds = count_fds();
-    ck_assert_int_eq(uco_run(bufring_main, NULL, NULL), 0);
+    ck_assert_int_eq(uco_run(bufring_main, (void *)(intptr_t)_i, NULL), 0);
     ck_assert_int_eq(count_fds(), fds);
 }
 END_TEST
@@ -336,7 +360,7 @@ static intptr_t warm_main(void *arg)
     uco_bufring *br;
     ck_assert_int_eq(uco_bufring_create(1024, WARM_CHUNK, &br), 0);
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    stream_pair(PAIR_TCP, sv);
     uco_recv_stream *s;
     ck_assert_int_eq(uco_recv_multishot(sv[0], br, &s), 0);
     static bool seen[1024];
@@ -403,8 +427,8 @@ static intptr_t warm_main(void *arg)
     }
 
     /* The burst: every connection's data (and its FIN) is there before
-     * the streams start.  (TCP: the same with AF_UNIX socketpairs hangs
-     * on this kernel, ring or no ring; see issue notes.) */
+     * the streams start.  (TCP, for the multishot recv: AF_UNIX sockets
+     * get one-shot recvs, see uco.h.) */
     int lfd = uco_listen_tcp("127.0.0.1", 0, WARM_PAIRS);
     ck_assert_int_ge(lfd, 0);
     int port = uco_local_port(lfd);
@@ -513,12 +537,11 @@ static intptr_t sh_read(void *arg)
 
 static intptr_t shared_main(void *arg)
 {
-    (void)arg;
     uco_bufring *br;
     ck_assert_int_eq(uco_bufring_create(8, 64, &br), 0);
     struct sh_pair p[SH_READERS + 1];
     for (unsigned i = 0; i <= SH_READERS; i++) {
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p[i].sv), 0);
+        stream_pair((enum pair_kind)(intptr_t)arg, p[i].sv);
         p[i].br = br;
         p[i].seed = i * 7 + 1;
         ck_assert_int_eq(uco_recv_multishot_max(p[i].sv[0], br, SH_CAP, &p[i].s), 0);
@@ -585,7 +608,153 @@ static intptr_t shared_main(void *arg)
 START_TEST(test_shared_ring_stops_a_hog_at_its_cap_and_the_others_progress)
 {
     int fds = count_fds();
-    ck_assert_int_eq(uco_run(shared_main, NULL, NULL), 0);
+    ck_assert_int_eq(uco_run(shared_main, (void *)(intptr_t)_i, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* ---- the end of a stream queued before the stream starts ---- */
+
+/* The peer's bytes and its end of stream are both waiting when the
+ * stream is created.  Every byte and then the end (0) must come, for
+ * both kinds: on AF_UNIX a multishot recv would hang here (uco.h), so
+ * the stream reads it with one-shot recvs. */
+static intptr_t queued_eof_main(void *arg)
+{
+    int sv[2];
+    stream_pair((enum pair_kind)(intptr_t)arg, sv);
+    unsigned char want[300], got[300];
+    fill(want, sizeof(want), 5);
+    ck_assert_int_eq(uco_send_all(sv[1], want, sizeof(want), NULL), (ssize_t)sizeof(want));
+    ck_assert_int_eq(uco_shutdown(sv[1], SHUT_WR), 0);
+    uco_sleep(UCO_MSEC(10)); /* both in sv[0]'s receive queue */
+    uco_bufring *br;
+    ck_assert_int_eq(uco_bufring_create(8, 64, &br), 0);
+    uco_recv_stream *s;
+    ck_assert_int_eq(uco_recv_multishot(sv[0], br, &s), 0);
+    uint64_t saved;
+    ck_assert_int_eq(uco_timeout_begin(UCO_SEC(2), &saved), 0);
+    size_t n = 0;
+    ssize_t r;
+    void *b;
+    unsigned id;
+    while ((r = uco_recv_stream_next(s, &b, &id)) > 0) {
+        ck_assert_uint_le(n + (size_t)r, sizeof(got));
+        memcpy(got + n, b, (size_t)r);
+        n += (size_t)r;
+        uco_buf_release(br, id);
+    }
+    ck_assert_int_eq(uco_timeout_end(saved), 0);
+    ck_assert_msg(r == 0, "next: %zd after %zu bytes", r, n);
+    ck_assert_uint_eq(n, sizeof(want));
+    ck_assert_int_eq(memcmp(got, want, sizeof(want)), 0);
+    ck_assert_int_eq(uco_recv_stream_next(s, &b, &id), 0); /* and stays ended */
+    ck_assert_int_eq(uco_recv_stream_close(s), 0);
+    ck_assert_int_eq(uco_bufring_destroy(br), 0);
+    uco_close(sv[0]);
+    uco_close(sv[1]);
+    return 0;
+}
+
+START_TEST(test_stream_reports_an_end_queued_before_it_started)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(queued_eof_main, (void *)(intptr_t)_i, NULL), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* ---- a burst of one-shot recvs larger than the ring ---- */
+
+#define BURST_RECVS 200
+
+struct burst {
+    int sv[2];
+    uco_bufring *br;
+    int *done; /* recvs finished so far, shared by the burst */
+    unsigned seed;
+};
+
+/* One recv into a provided buffer, held until the whole burst has its
+ * own, so that every buffer of the burst is out at once. */
+static intptr_t burst_recv(void *arg)
+{
+    struct burst *b = arg;
+    unsigned char want[48];
+    fill(want, sizeof(want), b->seed);
+    void *buf;
+    unsigned id;
+    ssize_t r = uco_recv_buf(b->sv[0], b->br, &buf, &id);
+    ++*b->done;
+    if (r < 0)
+        return r;
+    intptr_t ret = r == (ssize_t)sizeof(want) && memcmp(buf, want, sizeof(want)) == 0 ? 0 : -1;
+    while (*b->done < BURST_RECVS)
+        uco_yield();
+    uco_buf_release(b->br, id);
+    return ret;
+}
+
+/* 200 recvs submitted in one batch find data waiting: the kernel takes
+ * their buffers inline, from a ring of 64, and fails the rest with
+ * -ENOBUFS.  The reserve (1,024) has plenty: the ring must grow and the
+ * recvs go again, none reporting -ENOBUFS.  A second burst then finds
+ * the ring long enough.  The ring grows to what the burst needed, not
+ * to all 1,024 (the 136 ENOBUFS of one batch double it once, not 136
+ * times): one recv after another then cycles through the kernel's FIFO,
+ * between 200 and 512 distinct buffers. */
+static intptr_t burst_main(void *arg)
+{
+    (void)arg;
+    uco_bufring *br;
+    ck_assert_int_eq(uco_bufring_create(1024, 64, &br), 0);
+    static struct burst b[BURST_RECVS];
+    for (int round = 0; round < 2; round++) {
+        int done = 0;
+        uco_task *t[BURST_RECVS];
+        for (unsigned i = 0; i < BURST_RECVS; i++) {
+            ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b[i].sv), 0);
+            b[i].br = br;
+            b[i].done = &done;
+            b[i].seed = i * 13 + (unsigned)round;
+            unsigned char msg[48];
+            fill(msg, sizeof(msg), b[i].seed);
+            ck_assert_int_eq(write(b[i].sv[1], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+        }
+        for (unsigned i = 0; i < BURST_RECVS; i++)
+            t[i] = uco_spawn(burst_recv, &b[i]);
+        intptr_t res[BURST_RECVS];
+        ck_assert_int_eq(uco_gather(t, BURST_RECVS, res), 0);
+        for (unsigned i = 0; i < BURST_RECVS; i++) {
+            ck_assert_msg(res[i] == 0, "round %d, recv %u: %ld", round, i, (long)res[i]);
+            uco_close(b[i].sv[0]);
+            uco_close(b[i].sv[1]);
+        }
+    }
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    static bool seen[1024];
+    unsigned distinct = 0;
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(write(sv[1], "12345678", 8), 8);
+        void *buf;
+        unsigned id;
+        ck_assert_int_eq(uco_recv_buf(sv[0], br, &buf, &id), 8);
+        distinct += !seen[id];
+        seen[id] = true;
+        uco_buf_release(br, id);
+    }
+    ck_assert_msg(distinct >= 200 && distinct <= 512, "%u distinct buffers", distinct);
+    uco_close(sv[0]);
+    uco_close(sv[1]);
+    ck_assert_int_eq(uco_bufring_destroy(br), 0); /* every buffer came back */
+    return 0;
+}
+
+START_TEST(test_burst_of_recvs_beyond_the_ring_grows_it_from_the_reserve)
+{
+    int fds = count_fds();
+    ck_assert_int_eq(uco_run(burst_main, NULL, NULL), 0);
     ck_assert_int_eq(count_fds(), fds);
 }
 END_TEST
@@ -609,14 +778,13 @@ static intptr_t dry_wait(void *arg)
 
 static intptr_t dry_main(void *arg)
 {
-    (void)arg;
     enum { A, B, C, D, E, N };
     int sv[N][2];
     uco_recv_stream *s[N];
     uco_bufring *br;
     ck_assert_int_eq(uco_bufring_create(4, 64, &br), 0);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]), 0);
+        stream_pair((enum pair_kind)(intptr_t)arg, sv[i]);
         ck_assert_int_eq(uco_recv_multishot(sv[i][0], br, &s[i]), 0);
     }
     /* A takes all four buffers and holds them. */
@@ -680,7 +848,7 @@ static intptr_t dry_main(void *arg)
 START_TEST(test_dry_shared_ring_rearms_waiters_in_order_without_spinning)
 {
     int fds = count_fds();
-    ck_assert_int_eq(uco_run(dry_main, NULL, NULL), 0);
+    ck_assert_int_eq(uco_run(dry_main, (void *)(intptr_t)_i, NULL), 0);
     ck_assert_int_eq(count_fds(), fds);
 }
 END_TEST
@@ -808,10 +976,12 @@ int main(void)
     tcase_add_test(tc, test_socket_errors_are_reported);
     tcase_add_test(tc, test_net_calls_outside_a_coroutine);
     tcase_add_test(tc, test_multishot_accept_serves_many_clients_and_closes_clean);
-    tcase_add_test(tc, test_provided_buffers_and_multishot_recv_survive_enobufs);
+    tcase_add_loop_test(tc, test_provided_buffers_and_multishot_recv_survive_enobufs, PAIR_TCP, PAIR_UNIX + 1);
     tcase_add_test(tc, test_shared_ring_keeps_few_buffers_in_the_kernel_and_grows_for_a_burst);
-    tcase_add_test(tc, test_shared_ring_stops_a_hog_at_its_cap_and_the_others_progress);
-    tcase_add_test(tc, test_dry_shared_ring_rearms_waiters_in_order_without_spinning);
+    tcase_add_loop_test(tc, test_shared_ring_stops_a_hog_at_its_cap_and_the_others_progress, PAIR_TCP, PAIR_UNIX + 1);
+    tcase_add_loop_test(tc, test_dry_shared_ring_rearms_waiters_in_order_without_spinning, PAIR_TCP, PAIR_UNIX + 1);
+    tcase_add_loop_test(tc, test_stream_reports_an_end_queued_before_it_started, PAIR_TCP, PAIR_UNIX + 1);
+    tcase_add_test(tc, test_burst_of_recvs_beyond_the_ring_grows_it_from_the_reserve);
     tcase_add_test(tc, test_ten_thousand_concurrent_connections_echo_exact_bytes);
     suite_add_tcase(s, tc);
     return run_suite(s);
