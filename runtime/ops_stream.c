@@ -239,13 +239,14 @@ static void ring_top_up(uco_bufring *br)
         ring_put(br, br->spare[--br->nspare]);
 }
 
-/* A recv armed when the ring had been doubled `epoch` times found it
- * empty.  If it has not grown since and the reserve has buffers, it was
- * kept too short for this load: twice as long from now on.  A burst of
- * recvs submitted together all fail at once, and only the first of their
- * ENOBUFS doubles it (each doubling would otherwise empty the reserve
- * into the ring).  True when a new recv can find a buffer now. */
-static bool ring_grow(uco_bufring *br, unsigned epoch)
+/* Whether a recv that found the ring empty should go again: true when a
+ * new recv can find a buffer now.  It was armed when the ring had been
+ * doubled `epoch` times; if it has not grown since and the reserve has
+ * buffers, the ring was kept too short for this load: twice as long from
+ * now on.  A burst of recvs submitted together all fail at once, and only
+ * the first of their ENOBUFS doubles it (each doubling would otherwise
+ * empty the reserve into the ring). */
+static bool ring_retry(uco_bufring *br, unsigned epoch)
 {
     if (epoch == br->grown && br->nspare) {
         unsigned want = ring_want(br);
@@ -484,7 +485,7 @@ ssize_t uco_recv_buf(int fd, uco_bufring *br, void **buf, unsigned *id)
         flags = 0;
         epoch = br->grown;
         res = uco_await_flags(sqe, &flags);
-    } while (res == -ENOBUFS && ring_grow(br, epoch));
+    } while (res == -ENOBUFS && ring_retry(br, epoch));
     *buf = NULL;
     *id = 0;
     if (!(flags & IORING_CQE_F_BUFFER))
@@ -555,7 +556,7 @@ static void rs_handler(struct uco_rt *rt, struct uco_op *op, int res, unsigned f
          * too short), it goes on. */
         s->capped = s->held >= s->max_held;
         if (!s->closing && !s->capped) {
-            if (ring_grow(br, s->epoch))
+            if (ring_retry(br, s->epoch))
                 rs_arm(s);
             else
                 dry_push(br, s, s->turn);
