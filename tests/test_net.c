@@ -392,10 +392,9 @@ static intptr_t warm_main(void *arg)
      * replaced from the reserve; a ring the kernel finds empty anyway
      * grows), never a wait for a release that would not come. */
     {
-        int l1 = uco_listen_tcp("127.0.0.1", 0, 1);
-        int c1 = uco_dial_tcp("127.0.0.1", (uint16_t)uco_local_port(l1));
-        int a1 = uco_accept(l1, NULL, NULL, SOCK_CLOEXEC);
-        ck_assert(l1 >= 0 && c1 >= 0 && a1 >= 0);
+        int tp[2];
+        stream_pair(PAIR_TCP, tp);
+        int a1 = tp[0], c1 = tp[1];
         static char big[200 * WARM_CHUNK];
         for (size_t x = 0; x < sizeof(big); x++)
             big[x] = (char)(x * 13 + x / WARM_CHUNK);
@@ -423,7 +422,6 @@ static intptr_t warm_main(void *arg)
         ck_assert_int_eq(uco_recv_stream_close(s), 0);
         uco_close(a1);
         uco_close(c1);
-        uco_close(l1);
     }
 
     /* The burst: every connection's data (and its FIN) is there before
@@ -713,7 +711,7 @@ static intptr_t burst_main(void *arg)
         int done = 0;
         uco_task *t[BURST_RECVS];
         for (unsigned i = 0; i < BURST_RECVS; i++) {
-            ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b[i].sv), 0);
+            stream_pair(PAIR_UNIX, b[i].sv);
             b[i].br = br;
             b[i].done = &done;
             b[i].seed = i * 13 + (unsigned)round;
@@ -732,7 +730,7 @@ static intptr_t burst_main(void *arg)
         }
     }
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    stream_pair(PAIR_UNIX, sv);
     static bool seen[1024];
     unsigned distinct = 0;
     for (int i = 0; i < 1000; i++) {
