@@ -33,10 +33,14 @@ check "no paired req/s ratio in the targets" "grep -q 'req/s at least epoll.*med
 check "paired() does not pair by round" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_summary as s; p = s.paired({\"runs\": [{\"round\": 1, \"x\": 3}, {\"round\": 0, \"x\": 4}]}, {\"runs\": [{\"round\": 0, \"x\": 2}, {\"round\": 1, \"x\": 1}]}, \"x\"); sys.exit(p[\"median\"] != 2.5 or p[\"n\"] != 2)'"
 # Against the reference a turn pairs with the mean of the turns either side.
 check "paired() does not bracket by turn" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_summary as s; p = s.paired({\"runs\": [{\"round\": 0, \"seq\": 0, \"x\": 10}, {\"round\": 0, \"seq\": 2, \"x\": 30}]}, {\"runs\": [{\"round\": 0, \"seq\": 1, \"x\": 10}]}, \"x\"); q = s.paired({\"runs\": [{\"round\": 0, \"seq\": 1, \"x\": 10}]}, {\"runs\": [{\"round\": 0, \"seq\": 0, \"x\": 10}, {\"round\": 0, \"seq\": 2, \"x\": 30}]}, \"x\"); sys.exit(p[\"median\"] != 2.0 or p[\"unit\"] != \"turns\" or q[\"median\"] != 0.5)'"
+# Turns the hypervisor stole from (steal_pct > 10) leave the ratios, with
+# every pair they are in; when every pair has one, all of them stay.
+check "paired() keeps a pair with a stolen turn" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_summary as s; R = lambda q, x, st=0: {\"round\": 0, \"seq\": q, \"x\": x, \"steal_pct\": st}; p = s.paired({\"runs\": [R(0, 10), R(2, 10), R(4, 10, 30)]}, {\"runs\": [R(1, 5), R(3, 10)]}, \"x\"); q = s.paired({\"runs\": [R(0, 10, 30), R(2, 10)]}, {\"runs\": [R(1, 5)]}, \"x\"); sys.exit(not (p[\"n\"] == 1 and p[\"median\"] == 2.0 and p[\"stolen\"] == 1 and p[\"all_median\"] == 1.5 and q[\"n\"] == 1 and q[\"all_stolen\"] and \"left out for steal\" in s.pfmt(p)))'"
+check "turns carry no steal figure" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(not all(0 <= r[\"steal_pct\"] <= 100 for e in d[\"echo\"] for r in e[\"runs\"]))'"
 # The server's CPU comes from its process CPU clock, in ns: ours agrees with process_time.
 check "process CPU clock disagrees with process_time" "python3 -c 'import sys, time, os; sys.path.insert(0, \"tools\"); import bench_macro as m; [sum(range(10**5)) for _ in range(20)]; a = m.process_cpu_ns(os.getpid()); b = time.process_time_ns(); sys.exit(not (b > 0 and abs(a - b) < 0.05 * b + 2e6))'"
 if [ $fail = 0 ]; then
-    echo "bench_macro_smoke: 14 passed, 0 failed"
+    echo "bench_macro_smoke: 16 passed, 0 failed"
 else
-    cat "$out/log"; echo "bench_macro_smoke: $((14 - fail)) passed, $fail failed"; exit 1
+    cat "$out/log"; echo "bench_macro_smoke: $((16 - fail)) passed, $fail failed"; exit 1
 fi

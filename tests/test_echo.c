@@ -1003,6 +1003,7 @@ START_TEST(test_uco_load_interleaves_servers_turn_by_turn)
                  "  l=x['latency_us']\n"
                  "  assert x['requests']>0 and x['errors']==0, x\n"
                  "  assert x['server_cpu_ns']>0 and x['load_cpu_ns']>0, x\n"
+                 "  assert 0<=x['steal_pct']<=100, x\n"
                  "  assert 0.045<x['duration_s']<0.2, x\n"
                  "  assert x['bytes']==64*x['requests'], x\n"
                  "  assert 0<=l['p50']<=l['p99']<=l['p99_9']<=l['max'], l\n"

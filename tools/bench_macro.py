@@ -309,7 +309,7 @@ def slice_run(sl, exit_status):
         "load_cpu_us_per_req": (sl["load_cpu_ns"] / 1e3 / reqs
                                 if reqs and sl.get("load_cpu_ns") is not None else None),
         "duration_s": sl["duration_s"], "exit_status": exit_status, "round": sl["cycle"],
-        "seq": sl["seq"],
+        "seq": sl["seq"], "steal_pct": sl.get("steal_pct"),
     }
 
 
@@ -593,9 +593,9 @@ def main():
     duration = a.duration or (5 if a.full else 0.4)
     warmup = 1 if a.full else 0.2
     # Interleaved turns: quick 12 cycles of 0.1 s (1.2 s counted per server,
-    # 12 pairs of turns against uco's), FULL 24 of 0.5 s; sequential runs
-    # (10,000 connections) as before.
-    plan = {"cycles": a.cycles or (24 if a.full else 12), "slice": a.slice or (0.5 if a.full else 0.1),
+    # 12 pairs of turns against uco's), FULL 32 of 0.5 s (some pairs leave
+    # the ratios for steal); sequential runs (10,000 connections) as before.
+    plan = {"cycles": a.cycles or (32 if a.full else 12), "slice": a.slice or (0.5 if a.full else 0.1),
             "settle": 0.1 if a.full else 0.03, "warmup": warmup,
             "repeats": repeats, "duration": duration}
     echo_cfg = [(50, 64), (1000, 64), (50, 4096), (1000, 4096)]

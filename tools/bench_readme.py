@@ -116,6 +116,11 @@ def bullets(runs, counters, target_rows):
     return out + [""]
 
 
+def steal_max():
+    import bench_summary  # the threshold lives with the ratios it filters
+    return bench_summary.STEAL_MAX
+
+
 def readme_method(macro):
     plan = macro.get("echo_plan")
     if not plan:
@@ -123,7 +128,8 @@ def readme_method(macro):
                 f"{macro['duration_s']} s, and each ratio the median of the rounds' own ratios")
     return (f"echo servers all running at once and taking turns of {plan['slice']} s, "
             f"{plan['cycles']} cycles, uco's server between every two turns; each ratio the "
-            "median over a server's turns of its ratio to uco's turns on either side "
+            "median over a server's turns of its ratio to uco's turns on either side, "
+            f"leaving out the pairs with a turn of more than {steal_max():.0f}% steal "
             "(the file server: medians of "
             f"{macro['repeats']} interleaved runs of {macro['duration_s']} s)")
 

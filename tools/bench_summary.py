@@ -40,23 +40,42 @@ def rfmt(x):
     return f"{x:.2f}x" if x else "–"
 
 
+# A turn during which the hypervisor took more than this share of the
+# machine's CPU time (steal, /proc/stat) measured the host, not the server:
+# it takes CPU from the server that uses the most of both cores, so it
+# squeezes every ratio towards 1.  Such turns, and the pairs they are
+# part of, are left out of the ratios (and counted in the report), unless
+# every pair has one: then all are kept and the report says so.
+STEAL_MAX = 10.0
+
+
+def stolen(r):
+    return (r.get("steal_pct") or 0) > STEAL_MAX
+
+
 def bracketed(a, b, field):
     """Turns of an interleaved run with a reference ("seq": the order the
     turns ran in): each turn of the one with fewer turns, over (or under)
-    the mean of the other's turns just before and just after it."""
+    the mean of the other's turns just before and just after it.  Returns
+    (ratios, every ratio, whether all were kept for steal)."""
     def by_seq(e):
-        return {r["seq"]: r[field] for r in e["runs"] if "seq" in r and r.get(field)}
+        return {r["seq"]: r for r in e["runs"] if "seq" in r and r.get(field)}
     aq, bq = by_seq(a), by_seq(b)
     if not aq or not bq:
-        return []
+        return [], [], False
     few, many, flip = (aq, bq, False) if len(aq) <= len(bq) else (bq, aq, True)
-    rs = []
-    for s, v in few.items():
+    kept, every = [], []
+    for s, r in few.items():
         around = [many[k] for k in (s - 1, s + 1) if k in many]
         if around:
-            m = statistics.mean(around)
-            rs.append(m / v if flip else v / m)
-    return rs
+            m = statistics.mean(x[field] for x in around)
+            x = m / r[field] if flip else r[field] / m
+            every.append(x)
+            if not any(stolen(t) for t in [r] + around):
+                kept.append(x)
+    if not kept:
+        return every, every, bool(every)
+    return kept, every, False
 
 
 def paired(a, b, field):
@@ -68,14 +87,16 @@ def paired(a, b, field):
     has both."""
     def by_round(e):  # older results have no "round": runs in order then
         return {r.get("round", i): r[field] for i, r in enumerate(e["runs"]) if r.get(field)}
-    rs, unit = bracketed(a, b, field), "turns"
+    (rs, every, all_stolen), unit = bracketed(a, b, field), "turns"
     if not rs:
         ar, br = by_round(a), by_round(b)
         rs, unit = [ar[k] / br[k] for k in ar if k in br], "rounds"
     if not rs:
         return None
     return {"min": min(rs), "median": statistics.median(rs), "max": max(rs), "n": len(rs),
-            "rounds": rs, "unit": unit}
+            "rounds": rs, "unit": unit,
+            "stolen": len(every) - len(rs) if every else 0, "all_stolen": all_stolen,
+            "all_median": statistics.median(every) if every else None}
 
 
 # ---- micro: every case as min/median/max ------------------------------------
@@ -158,8 +179,23 @@ def method_text(macro):
             "cycle backwards). Each cell: median over a server's turns, [min – max]. Each "
             "ratio to uco: the median, over that server's turns, of the turn's ratio to the "
             "mean of uco's turns just before and just after it, a fraction of a second away, "
-            "so the machine's drift cancels. More connections than that, and the file "
-            f"server: medians of {seq}; ratios the median of the rounds' own ratios.")
+            "so the machine's drift cancels." + steal_text(macro) + " More connections "
+            f"than that, and the file server: medians of {seq}; ratios the median of the "
+            "rounds' own ratios.")
+
+
+def steal_text(macro):
+    """What the hypervisor took during the echo turns, and what that did."""
+    st = [r["steal_pct"] for e in macro.get("echo", []) for r in e["runs"]
+          if r.get("steal_pct") is not None and r["steal_pct"] >= 0]
+    if not st:
+        return ""
+    over = sum(x > STEAL_MAX for x in st)
+    return (f" A turn in which the hypervisor took more than {STEAL_MAX:.0f}% of the "
+            "machine's CPU time (steal in /proc/stat) measured the host rather than the "
+            "server, so the ratios leave out every pair with such a turn, and say how many "
+            f"and what all of them give. In this run: steal per turn median {statistics.median(st):.1f}%, "
+            f"max {max(st):.1f}%; {over} of {len(st)} turns over {STEAL_MAX:.0f}%.")
 
 
 # ---- targets: where we stand ---------------------------------------------------
@@ -173,8 +209,13 @@ def verdict(ok):
 
 def pfmt(pr):
     # Three decimals: a median of 0.996 against a target of 1 must not read "1.00x".
-    return (f"{pr['median']:.3f}x (median of {pr['n']} {pr.get('unit', 'rounds')}; "
-            f"{pr['min']:.2f}–{pr['max']:.2f})" if pr else "–")
+    if not pr:
+        return "–"
+    left = (f", {pr['stolen']} left out for steal; all {pr['n'] + pr['stolen']}: "
+            f"{pr['all_median']:.3f}x" if pr.get("stolen") else
+            ", every turn had steal: all kept" if pr.get("all_stolen") else "")
+    return (f"{pr['median']:.3f}x (median of {pr['n']} {pr.get('unit', 'rounds')}{left}; "
+            f"{pr['min']:.2f}–{pr['max']:.2f})")
 
 
 def judge(pr, ok):

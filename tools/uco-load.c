@@ -707,10 +707,31 @@ struct slice {
     int64_t cpu_ns;         /* the server's CPU time over the slice, -1: unknown */
     int64_t load_cpu_ns;    /* ours: which side of the loopback ran out first */
     uint64_t p50, p99, p999, max;
+    double steal_pct;       /* of the machine's CPU time the hypervisor took, -1: unknown */
 };
 
 static struct slice *slices;
 static unsigned nslices;
+
+/* The machine's CPU time so far and how much of it the hypervisor
+ * stole (the "cpu" line of /proc/stat, in clock ticks). */
+static bool cpu_ticks(uint64_t *total, uint64_t *steal)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    if (!f)
+        return false;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 8)
+        return false;
+    *total = 0;
+    for (int i = 0; i < 8; i++)
+        *total += v[i];
+    *steal = v[7];
+    return true;
+}
 
 static int64_t clock_ns(clockid_t clk)
 {
@@ -745,6 +766,8 @@ static void take_turn(unsigned i, double secs, struct slice *out)
     uco_event_set(targets[i].go);
     uco_sleep((uint64_t)(cfg.settle * 1e9));
     memset(&g.win, 0, sizeof(g.win));
+    uint64_t tk0 = 0, st0 = 0, tk1 = 0, st1 = 0;
+    bool ticks = cpu_ticks(&tk0, &st0);
     int64_t cpu0 = target_cpu_ns(i), load0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     uint64_t t0 = uco_now();
     g.measuring = out != NULL;
@@ -752,6 +775,7 @@ static void take_turn(unsigned i, double secs, struct slice *out)
     g.measuring = false;
     uint64_t t1 = uco_now();
     int64_t cpu1 = target_cpu_ns(i), load1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    ticks = ticks && cpu_ticks(&tk1, &st1) && tk1 > tk0;
     g.active = NO_TARGET;
     uco_event_clear(targets[i].go);
     if (out) {
@@ -761,7 +785,8 @@ static void take_turn(unsigned i, double secs, struct slice *out)
             .cpu_ns = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1,
             .load_cpu_ns = load0 >= 0 && load1 >= 0 ? load1 - load0 : -1,
             .p50 = hist_percentile(&g.win.lat, 50), .p99 = hist_percentile(&g.win.lat, 99),
-            .p999 = hist_percentile(&g.win.lat, 99.9), .max = g.win.lat.max};
+            .p999 = hist_percentile(&g.win.lat, 99.9), .max = g.win.lat.max,
+            .steal_pct = ticks ? 100.0 * (double)(st1 - st0) / (double)(tk1 - tk0) : -1};
         targets[i].requests += out->requests;
         targets[i].secs += out->secs;
     }
@@ -931,6 +956,7 @@ static void report_slice_json(const struct slice *sl)
     json_ns(sl->cpu_ns);
     printf(",\"load_cpu_ns\":");
     json_ns(sl->load_cpu_ns);
+    printf(",\"steal_pct\":%.1f", sl->steal_pct);
     printf(",\"latency_us\":{\"p50\":%llu,\"p99\":%llu,\"p99_9\":%llu,\"max\":%llu}}",
            (unsigned long long)sl->p50, (unsigned long long)sl->p99,
            (unsigned long long)sl->p999, (unsigned long long)sl->max);
