@@ -116,12 +116,7 @@ def bullets(runs, counters, target_rows):
     return out + [""]
 
 
-def steal_max():
-    import bench_summary  # the threshold lives with the ratios it filters
-    return bench_summary.STEAL_MAX
-
-
-def readme_method(macro):
+def readme_method(macro, steal_max):
     plan = macro.get("echo_plan")
     if not plan:
         return (f"servers: medians of {macro['repeats']} interleaved rounds of "
@@ -129,12 +124,12 @@ def readme_method(macro):
     return (f"echo servers all running at once and taking turns of {plan['slice']} s, "
             f"{plan['cycles']} cycles, uco's server between every two turns; each ratio the "
             "median over a server's turns of its ratio to uco's turns on either side, "
-            f"leaving out the pairs with a turn of more than {steal_max():.0f}% steal "
+            f"leaving out the pairs with a turn of more than {steal_max:.0f}% steal "
             "(the file server: medians of "
             f"{macro['repeats']} interleaved runs of {macro['duration_s']} s)")
 
 
-def readme_block(loaded, macro, target_rows, charts, paired):
+def readme_block(loaded, macro, target_rows, charts, paired, steal_max):
     ctx, runs, counters = loaded
     head = f"Latest run ({'`make bench FULL=1`' if macro.get('full') else '`make bench`'}): " \
         f"{macro.get('date', ctx.get('date', '?'))[:10]}"
@@ -142,7 +137,7 @@ def readme_block(loaded, macro, target_rows, charts, paired):
         where = macro.get("machine") or f"{macro['cpus']} CPUs"
         head += (f" on host {macro['host']} ({where}, kernel {macro['kernel']}), "
                  f"commit {macro.get('commit', '?')}; {macro['placement']}; "
-                 + readme_method(macro))
+                 + readme_method(macro, steal_max))
     head += (". The whole report, with [min – max] for every figure: "
              "[bench/results/report.md](bench/results/report.md).")
     lines = [head, ""] + micro_table(runs)

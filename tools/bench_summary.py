@@ -56,26 +56,22 @@ def stolen(r):
 def bracketed(a, b, field):
     """Turns of an interleaved run with a reference ("seq": the order the
     turns ran in): each turn of the one with fewer turns, over (or under)
-    the mean of the other's turns just before and just after it.  Returns
-    (ratios, every ratio, whether all were kept for steal)."""
+    the mean of the other's turns just before and just after it, each as
+    (ratio, whether one of the three turns was stolen from)."""
     def by_seq(e):
         return {r["seq"]: r for r in e["runs"] if "seq" in r and r.get(field)}
     aq, bq = by_seq(a), by_seq(b)
     if not aq or not bq:
-        return [], [], False
+        return []
     few, many, flip = (aq, bq, False) if len(aq) <= len(bq) else (bq, aq, True)
-    kept, every = [], []
+    pairs = []
     for s, r in few.items():
         around = [many[k] for k in (s - 1, s + 1) if k in many]
         if around:
             m = statistics.mean(x[field] for x in around)
-            x = m / r[field] if flip else r[field] / m
-            every.append(x)
-            if not any(stolen(t) for t in [r] + around):
-                kept.append(x)
-    if not kept:
-        return every, every, bool(every)
-    return kept, every, False
+            pairs.append((m / r[field] if flip else r[field] / m,
+                          any(stolen(t) for t in [r] + around)))
+    return pairs
 
 
 def paired(a, b, field):
@@ -83,19 +79,22 @@ def paired(a, b, field):
     back, so drift of the machine (large on this VM: a whole round can run
     30% slower than the one before) cancels.  Where one of them is the
     reference of an interleaved run, each turn of the other is paired with
-    the reference's turns on either side of it instead.  None when no round
-    has both."""
+    the reference's turns on either side of it instead, leaving out the
+    pairs with a stolen turn (all kept when every pair has one).  None when
+    no round has both."""
     def by_round(e):  # older results have no "round": runs in order then
         return {r.get("round", i): r[field] for i, r in enumerate(e["runs"]) if r.get(field)}
-    (rs, every, all_stolen), unit = bracketed(a, b, field), "turns"
+    pairs, unit = bracketed(a, b, field), "turns"
+    every = [x for x, _ in pairs]
+    rs = [x for x, bad in pairs if not bad] or every
     if not rs:
         ar, br = by_round(a), by_round(b)
         rs, unit = [ar[k] / br[k] for k in ar if k in br], "rounds"
     if not rs:
         return None
     return {"min": min(rs), "median": statistics.median(rs), "max": max(rs), "n": len(rs),
-            "rounds": rs, "unit": unit,
-            "stolen": len(every) - len(rs) if every else 0, "all_stolen": all_stolen,
+            "rounds": rs, "unit": unit, "stolen": len(every) - len(rs) if every else 0,
+            "all_stolen": bool(pairs) and all(bad for _, bad in pairs),
             "all_median": statistics.median(every) if every else None}
 
 
@@ -475,7 +474,7 @@ def main():
 
     if readme:
         bench_readme.write_readme(readme, bench_readme.readme_block(loaded, macro, target_rows,
-                                                                    charts, paired))
+                                                                    charts, paired, STEAL_MAX))
     with open(out_json, "w") as f:
         json.dump({"context": ctx, "micro": figs, "macro": macro,
                    "sources": {"gbench": os.path.basename(gbench),
