@@ -290,7 +290,7 @@ int uco_yield(void)
     int ret = sched_await_check(self);
     if (ret < 0)
         return ret;
-    sched_wake(rt, self);
+    sched_wake_onto(rt, &rt->runq_tail, self); /* its stack is the one in use */
     sched_switch_from(rt, self);
     return 0;
 }
