@@ -21,16 +21,19 @@
  *  - a connection holding CONN_MAX_BUFS buffers (its peer sends without
  *    reading) has its recv cancelled and re-armed when half of that is
  *    sent: TCP flow control pushes back on the sender, and one peer cannot
- *    take the shared ring from the others;
+ *    take the shared ring from the others; the recv also carries a byte
+ *    limit of what the connection may still take, so that the kernel does
+ *    not fill more buffers before the cancel lands;
  *  - when the ring is empty a multishot recv ends with ENOBUFS; the
  *    connection waits on a list and re-arms as buffers come back;
  *  - signals are read from a signalfd through the ring.
  * The ring recycles buffers in FIFO order, so over time every buffer gets
  * touched: resident memory grows to N times the pages a message touches
  * (32 MiB for messages up to 4 KiB), whatever the connection count.  And
- * a ring shared by all has a limit: a peer that never reads can take one
- * multishot burst of buffers before its recv is cancelled, so a ring much
- * smaller than the default (tests use 64) survives only a few such peers.
+ * a ring shared by all has a limit: every peer that never reads keeps
+ * CONN_MAX_BUFS buffers (more on a kernel without the byte limit, which
+ * takes a multishot burst before the cancel lands), so a ring much smaller
+ * than the default (tests use 64) survives only a few such peers.
  * On the stop, input that reaches the server after the recvs are cancelled
  * is not echoed.
  */
@@ -106,6 +109,7 @@ static struct {
     struct conn all, waiting;   /* list heads */
     unsigned nconns;
     bool accept_armed, retry_pending, stopping, done;
+    bool nolimit;         /* the kernel takes no byte limit on a multishot recv */
     int backoff_ms;
     struct __kernel_timespec retry_ts, grace_ts;
 } S;
@@ -150,6 +154,13 @@ static void arm_recv(struct conn *c)
 {
     struct io_uring_sqe *sqe = get_sqe(c, T_RECV);
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    /* The byte limit (Linux 6.17+, in the field file_index shares) ends
+     * the multishot once the connection's allowance is filled: without it
+     * the kernel fills every buffer it can for a full socket before the
+     * cancel sent at CONN_MAX_BUFS lands, and one peer that never reads
+     * could take a small ring whole.  uco's recv stream does the same. */
+    if (!S.nolimit)
+        sqe->file_index = (CONN_MAX_BUFS - c->nq) * BUF_SIZE;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     c->recv_armed = true;
@@ -246,6 +257,8 @@ static void on_recv(struct conn *c, const struct io_uring_cqe *cqe)
         }
     } else if (cqe->res == -ENOBUFS) {
         c->starved = true;
+    } else if (cqe->res == -EINVAL && !S.nolimit) {
+        S.nolimit = true; /* an older kernel: re-armed without the limit */
     } else if (cqe->res != -ECANCELED) {
         c->open = false; /* 0: end of stream (what came is still echoed); < 0: reset */
     }
