@@ -361,6 +361,36 @@ static __attribute__((noinline)) int await_slow(struct uco_rt *rt, uco_task *sel
     return await_result(self, op);
 }
 
+/* The await of a task that is alone: its operation the only one in
+ * flight, no other task runnable, no timer, nothing for the loop to do
+ * while idle.  The scheduler would park it, poll, find its completion and
+ * resume it without a switch; this makes the same wait directly and, when
+ * the one completion there is its own and final, takes it without the run
+ * queue (a sequential client, a file copy: one await after another).  The
+ * semantics are the general path's, which anything else (an error, another
+ * completion first, a multishot's) falls back to.  True: op->res is set. */
+static __attribute__((noinline)) bool await_alone(struct uco_rt *rt, struct uco_op *op)
+{
+    if (rt->pass || rt->runq_head || rt->timers || rt->debug || rt->pool.nspare)
+        return false;
+    struct io_uring *ring = &rt->reactor->ring;
+    if (io_uring_submit_and_wait(ring, 1) < 0)
+        return false;
+    struct io_uring_cq *cq = &ring->cq;
+    unsigned head = *cq->khead;
+    if (io_uring_smp_load_acquire(cq->ktail) - head != 1)
+        return false;
+    const struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
+    if (cqe->user_data != (uintptr_t)op || (cqe->flags & IORING_CQE_F_MORE))
+        return false;
+    op->res = cqe->res;
+    op->flags = cqe->flags;
+    op->done = true;
+    io_uring_smp_store_release(cq->khead, head + 1);
+    rt->inflight--;
+    return true;
+}
+
 /* Both public awaits, inlined into each: uco_await then costs no extra
  * call and no test of cqe_flags. */
 static inline __attribute__((always_inline)) int await_op(struct io_uring_sqe *sqe,
@@ -379,8 +409,8 @@ static inline __attribute__((always_inline)) int await_op(struct io_uring_sqe *s
     struct uco_op *op = &self->aop;
     op->done = false;
     io_uring_sqe_set_data(sqe, op);
-    rt->inflight++;
-    sched_park_inline(rt, T_PARKED_IO);
+    if (++rt->inflight != 1 || !await_alone(rt, op))
+        sched_park_inline(rt, T_PARKED_IO);
     if (cqe_flags)
         *cqe_flags = op->flags;
     return await_result(self, op);

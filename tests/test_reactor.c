@@ -241,6 +241,46 @@ START_TEST(test_custom_awaitables_return_the_cqe_result)
 }
 END_TEST
 
+/* A task alone takes its completions straight from the ring (see
+ * await_alone in reactor.c), and between awaits that take the general
+ * path (a deadline, a read cut off by it and its cancel's completion) it
+ * must still get each await's own result, once, and leave nothing in
+ * flight. */
+static intptr_t alone_after_timeouts_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    char buf[8] = {0}; /* valgrind cannot see the kernel write it */
+    for (int i = 0; i < 50; i++) {
+        uint64_t saved;
+        ck_assert_int_eq(uco_timeout_begin(UCO_USEC(200), &saved), 0);
+        struct io_uring_sqe *sqe = uco_sqe();
+        io_uring_prep_read(sqe, p[0], buf, sizeof(buf), 0);
+        ck_assert_int_eq(uco_await(sqe), -ETIMEDOUT);
+        ck_assert_int_eq(uco_timeout_end(saved), 0);
+        ck_assert_int_eq(write(p[1], "ab", 2), 2);
+        memset(buf, 0, sizeof(buf));
+        sqe = uco_sqe();
+        io_uring_prep_read(sqe, p[0], buf, sizeof(buf), 0);
+        ck_assert_int_eq(uco_await(sqe), 2);
+        ck_assert_int_eq(memcmp(buf, "ab", 2), 0);
+        sqe = uco_sqe();
+        io_uring_prep_nop(sqe);
+        ck_assert_int_eq(uco_await(sqe), 0);
+    }
+    close(p[0]);
+    close(p[1]);
+    return 7;
+}
+
+START_TEST(test_lone_task_awaits_after_timeouts_get_their_own_results)
+{
+    /* uco_run returns only once nothing is in flight. */
+    ck_assert_int_eq(uco_run(alone_after_timeouts_main, NULL, NULL), 7);
+}
+END_TEST
+
 struct pipe_pair {
     int fd[2];
 };
@@ -586,6 +626,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_zero_sleep_yields);
     tcase_add_test(tc, test_idle_runtime_blocks_in_the_kernel);
     tcase_add_test(tc, test_custom_awaitables_return_the_cqe_result);
+    tcase_add_test(tc, test_lone_task_awaits_after_timeouts_get_their_own_results);
     tcase_add_test(tc, test_parked_read_is_resumed_by_another_task_write);
     tcase_add_test(tc, test_full_sq_and_cq_overflow_lose_nothing);
     tcase_add_test(tc, test_timeouts_survive_a_tiny_ring);
