@@ -351,7 +351,8 @@ static inline void sched_wake_onto(struct uco_rt *rt, uco_task **tail, uco_task 
 /* A task woken among many runs after the rest of the pass: start fetching
  * the top of its stack, which the switch pops and its frames use, cold
  * with many tasks (fetched at the switch, it cost the switch ~60 ns with
- * 1,000 connections).  A task woken alone has just run: left out there. */
+ * 1,000 connections).  Left out where the stack has just run: reap() for
+ * a lone completion, uco_yield() for the task itself. */
 static inline void sched_prefetch_stack(const uco_task *t)
 {
     const char *sp = t->ctx.sp;

@@ -641,6 +641,7 @@ static int connect_hog(int port, unsigned seed, size_t held_max)
     return hog;
 }
 
+/* Nothing spins while a hog is stuck (a coarse bound). */
 static void assert_idle(pid_t pid)
 {
     double cpu = proc_cpu(pid);
