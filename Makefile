@@ -90,7 +90,7 @@ $(B)/tools/%: tools/%.c $(B)/libuco.a include/uco.h
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) -Iinclude $< -o $@ $(B)/libuco.a $(LIBS) -lm
 
 # Baselines do not use uco: plain pthreads / epoll / raw liburing servers.
-$(B)/bench/%: bench/baselines/%.c bench/baselines/server.h
+$(B)/bench/%: bench/baselines/%.c bench/baselines/server.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $< -o $@ -luring -lpthread
 
@@ -161,7 +161,7 @@ $(B)/bench/%.o: bench/%.cc bench/harness.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -c $< -o $@
 
-$(BENCH_MICRO): bench/bench_micro.c bench/harness.h $(BENCH_OBJ) $(B)/libuco.a $(HDRS)
+$(BENCH_MICRO): bench/bench_micro.c bench/harness.h $(BENCH_OBJ) $(B)/libuco.a $(HDRS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(CPPFLAGS_UCO) -Ibench -c $< -o $@.o
 	$(CXX) $@.o $(BENCH_OBJ) $(B)/libuco.a -o $@ $(BENCH_LIBS)
