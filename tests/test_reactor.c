@@ -274,6 +274,51 @@ static intptr_t alone_after_timeouts_main(void *arg)
     return 7;
 }
 
+/* A completion that is no await's (the runtime's own fire-and-forget
+ * SQEs, async cancels, carry user_data 0; a NOP stands in for one here)
+ * can be the only one in the ring when a lone task's await looks there:
+ * the await must leave it to the general path and go on waiting for its
+ * own.  The timeout's -ETIME, not the NOP's 0, says it did. */
+static intptr_t alone_beside_stray_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        struct io_uring_sqe *stray = uco_sqe();
+        io_uring_prep_nop(stray);
+        io_uring_sqe_set_data64(stray, 0);
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+        struct io_uring_sqe *sqe = uco_sqe();
+        io_uring_prep_timeout(sqe, &ts, 0, 0);
+        ck_assert_int_eq(uco_await(sqe), -ETIME);
+    }
+    /* Strays after the await's own SQE, all completing at once. */
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(write(p[1], "xyz", 3), 3);
+    char buf[8] = {0};
+    struct io_uring_sqe *sqe = uco_sqe();
+    for (int i = 0; i < 2; i++) {
+        struct io_uring_sqe *stray = uco_sqe();
+        io_uring_prep_nop(stray);
+        io_uring_sqe_set_data64(stray, 0);
+    }
+    io_uring_prep_read(sqe, p[0], buf, sizeof(buf), 0);
+    ck_assert_int_eq(uco_await(sqe), 3);
+    ck_assert_int_eq(memcmp(buf, "xyz", 3), 0);
+    sqe = uco_sqe();
+    io_uring_prep_nop(sqe);
+    ck_assert_int_eq(uco_await(sqe), 0);
+    close(p[0]);
+    close(p[1]);
+    return 5;
+}
+
+START_TEST(test_lone_task_await_leaves_a_stray_completion_alone)
+{
+    ck_assert_int_eq(uco_run(alone_beside_stray_main, NULL, NULL), 5);
+}
+END_TEST
+
 START_TEST(test_lone_task_awaits_after_timeouts_get_their_own_results)
 {
     /* uco_run returns only once nothing is in flight. */
@@ -627,6 +672,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_idle_runtime_blocks_in_the_kernel);
     tcase_add_test(tc, test_custom_awaitables_return_the_cqe_result);
     tcase_add_test(tc, test_lone_task_awaits_after_timeouts_get_their_own_results);
+    tcase_add_test(tc, test_lone_task_await_leaves_a_stray_completion_alone);
     tcase_add_test(tc, test_parked_read_is_resumed_by_another_task_write);
     tcase_add_test(tc, test_full_sq_and_cq_overflow_lose_nothing);
     tcase_add_test(tc, test_timeouts_survive_a_tiny_ring);
