@@ -435,6 +435,7 @@ static int raw_ring_init(struct io_uring *ring)
     struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
     if (io_uring_queue_init_params(256, ring, &p) < 0 && io_uring_queue_init(256, ring, 0) < 0)
         return -1;
+    (void)io_uring_register_ring_fd(ring); /* as the runtime does; optional */
     return 0;
 }
 
