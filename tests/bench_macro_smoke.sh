@@ -37,10 +37,13 @@ check "paired() does not bracket by turn" "python3 -c 'import sys; sys.path.inse
 # every pair they are in; when every pair has one, all of them stay.
 check "paired() keeps a pair with a stolen turn" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_summary as s; R = lambda q, x, st=0: {\"round\": 0, \"seq\": q, \"x\": x, \"steal_pct\": st}; p = s.paired({\"runs\": [R(0, 10), R(2, 10), R(4, 10, 30)]}, {\"runs\": [R(1, 5), R(3, 10)]}, \"x\"); q = s.paired({\"runs\": [R(0, 10, 30), R(2, 10)]}, {\"runs\": [R(1, 5)]}, \"x\"); sys.exit(not (p[\"n\"] == 1 and p[\"median\"] == 2.0 and p[\"stolen\"] == 1 and p[\"all_median\"] == 1.5 and q[\"n\"] == 1 and q[\"all_stolen\"] and \"left out for steal\" in s.pfmt(p)))'"
 check "turns carry no steal figure" "python3 -c 'import json,sys; d=json.load(open(\"$out/macro.json\")); sys.exit(not all(0 <= r[\"steal_pct\"] <= 100 for e in d[\"echo\"] for r in e[\"runs\"]))'"
+# Beside a req/s target, what the raw liburing floor gets against the same
+# server: uco's ratio to that server over uco's ratio to the floor.
+check "floor_note() misreads the floor" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_summary as s; ok = lambda x: x >= 1.5; a = s.floor_note({\"median\": 1.4}, {\"median\": 1.0}, ok); b = s.floor_note({\"median\": 1.4}, {\"median\": 0.875}, ok); sys.exit(not (\"floor ÷ that 1.400x, short of it too\" in a and \"1.600x\" in b and \"short\" not in b and s.floor_note(None, {\"median\": 1}, ok) == \"\"))'"
 # The server's CPU comes from its process CPU clock, in ns: ours agrees with process_time.
 check "process CPU clock disagrees with process_time" "python3 -c 'import sys, time, os; sys.path.insert(0, \"tools\"); import bench_macro as m; [sum(range(10**5)) for _ in range(20)]; a = m.process_cpu_ns(os.getpid()); b = time.process_time_ns(); sys.exit(not (b > 0 and abs(a - b) < 0.05 * b + 2e6))'"
 if [ $fail = 0 ]; then
-    echo "bench_macro_smoke: 16 passed, 0 failed"
+    echo "bench_macro_smoke: 17 passed, 0 failed"
 else
-    cat "$out/log"; echo "bench_macro_smoke: $((16 - fail)) passed, $fail failed"; exit 1
+    cat "$out/log"; echo "bench_macro_smoke: $((17 - fail)) passed, $fail failed"; exit 1
 fi
