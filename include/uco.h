@@ -49,8 +49,9 @@ typedef intptr_t (*uco_fn)(void *arg);
 typedef struct uco_config {
     size_t stack_size;        /* default task stack; 0 = UCO_STACK_DEFAULT */
     unsigned ring_entries;    /* SQ size (CQ is 4x); 0 = 256 */
-    unsigned stack_pool;      /* freed stacks kept for reuse; 0 = 256 (a burst may
-                                 leave up to 32x more, reusable, unmapped while
+    unsigned stack_pool;      /* freed stacks kept for reuse, and as many joined
+                                 tasks' structs; 0 = 256 (a burst may leave up
+                                 to 32x more stacks, reusable, unmapped while
                                  the loop is idle) */
     unsigned flags;           /* UCO_CFG_* */
     unsigned offload_threads; /* uco_offload() pool size; 0 = 4 */

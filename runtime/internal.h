@@ -224,6 +224,8 @@ struct uco_rt {
                               the reactor; the loop skips polling at 0) */
     size_t live;           /* tasks not finished */
     uco_task *all;
+    uco_task *task_cache;  /* joined tasks' structs, for the next spawns */
+    unsigned ntask_cache, task_cache_cap;
     uint64_t next_id;
     struct stack_pool pool;
     struct stack dead;     /* a finished task's stack, unmapped off-stack */

@@ -319,6 +319,47 @@ START_TEST(test_lone_task_await_leaves_a_stray_completion_alone)
 }
 END_TEST
 
+/* A joined task's struct goes to the next spawn (sched.c keeps them):
+ * the new task must start clean, with nothing of the old one's state.
+ * The first leaves a 1 ms deadline open as it returns; the second's 30 ms
+ * sleep must still sleep its full time and return 0. */
+static intptr_t leave_deadline(void *arg)
+{
+    uint64_t saved;
+    ck_assert_int_eq(uco_timeout_begin(UCO_MSEC(1), &saved), 0);
+    return (intptr_t)arg;
+}
+
+static intptr_t sleep_30ms(void *arg)
+{
+    (void)arg;
+    return uco_sleep(UCO_MSEC(30));
+}
+
+static intptr_t reused_struct_main(void *arg)
+{
+    (void)arg;
+    intptr_t r = -1;
+    uco_task *a = uco_spawn(leave_deadline, (void *)9);
+    ck_assert_int_eq(uco_join(a, &r), 0);
+    ck_assert_int_eq(r, 9);
+    uco_task *b = uco_spawn(sleep_30ms, NULL);
+#ifndef __SANITIZE_ADDRESS__ /* ASan builds keep no struct */
+    ck_assert_ptr_eq(b, a);
+#endif
+    uint64_t t0 = uco_now();
+    ck_assert_int_eq(uco_join(b, &r), 0);
+    ck_assert_int_eq(r, 0);
+    ck_assert_uint_ge(uco_now() - t0, UCO_MSEC(30));
+    return 3;
+}
+
+START_TEST(test_spawn_reuses_a_joined_struct_clean)
+{
+    ck_assert_int_eq(uco_run(reused_struct_main, NULL, NULL), 3);
+}
+END_TEST
+
 START_TEST(test_lone_task_awaits_after_timeouts_get_their_own_results)
 {
     /* uco_run returns only once nothing is in flight. */
@@ -673,6 +714,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_custom_awaitables_return_the_cqe_result);
     tcase_add_test(tc, test_lone_task_awaits_after_timeouts_get_their_own_results);
     tcase_add_test(tc, test_lone_task_await_leaves_a_stray_completion_alone);
+    tcase_add_test(tc, test_spawn_reuses_a_joined_struct_clean);
     tcase_add_test(tc, test_parked_read_is_resumed_by_another_task_write);
     tcase_add_test(tc, test_full_sq_and_cq_overflow_lose_nothing);
     tcase_add_test(tc, test_timeouts_survive_a_tiny_ring);
