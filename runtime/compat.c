@@ -26,16 +26,6 @@
  *  - SUBMIT_ALL (5.18): one bad SQE does not stop the rest of the batch;
  *  - CQSIZE (5.5): a CQ four times the SQ, so bursts rarely overflow.
  */
-/*
- * A registered ring fd (5.18) spares io_uring_enter the lookup of the ring's
- * file on every call.  It is this thread's own, as the runtime is; where the
- * kernel refuses it, liburing keeps using the plain fd.
- */
-static void ring_fd_register(struct io_uring *ring)
-{
-    (void)io_uring_register_ring_fd(ring);
-}
-
 int compat_ring_init(struct io_uring *ring, unsigned entries, unsigned cfg_flags,
                      unsigned *setup_flags)
 {
@@ -60,7 +50,10 @@ int compat_ring_init(struct io_uring *ring, unsigned entries, unsigned cfg_flags
         ret = io_uring_queue_init_params(entries, ring, &p);
         if (ret == 0) {
             *setup_flags = p.flags;
-            ring_fd_register(ring);
+            /* A registered ring fd (5.18) spares io_uring_enter the lookup
+             * of the ring's file.  It is this thread's own, as the runtime
+             * is; where refused, liburing keeps using the plain fd. */
+            (void)io_uring_register_ring_fd(ring);
             return 0;
         }
         if (ret != -EINVAL)

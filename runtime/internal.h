@@ -225,7 +225,7 @@ struct uco_rt {
     size_t live;           /* tasks not finished */
     uco_task *all;
     uco_task *task_cache;  /* joined tasks' structs, for the next spawns */
-    unsigned ntask_cache, task_cache_cap;
+    unsigned ntask_cache;  /* at most pool.cap */
     uint64_t next_id;
     struct stack_pool pool;
     struct stack dead;     /* a finished task's stack, unmapped off-stack */

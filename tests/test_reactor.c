@@ -279,13 +279,18 @@ static intptr_t alone_after_timeouts_main(void *arg)
  * can be the only one in the ring when a lone task's await looks there:
  * the await must leave it to the general path and go on waiting for its
  * own.  The timeout's -ETIME, not the NOP's 0, says it did. */
+static void queue_stray_nop(void)
+{
+    struct io_uring_sqe *stray = uco_sqe();
+    io_uring_prep_nop(stray);
+    io_uring_sqe_set_data64(stray, 0);
+}
+
 static intptr_t alone_beside_stray_main(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 3; i++) {
-        struct io_uring_sqe *stray = uco_sqe();
-        io_uring_prep_nop(stray);
-        io_uring_sqe_set_data64(stray, 0);
+        queue_stray_nop();
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
         struct io_uring_sqe *sqe = uco_sqe();
         io_uring_prep_timeout(sqe, &ts, 0, 0);
@@ -297,11 +302,8 @@ static intptr_t alone_beside_stray_main(void *arg)
     ck_assert_int_eq(write(p[1], "xyz", 3), 3);
     char buf[8] = {0};
     struct io_uring_sqe *sqe = uco_sqe();
-    for (int i = 0; i < 2; i++) {
-        struct io_uring_sqe *stray = uco_sqe();
-        io_uring_prep_nop(stray);
-        io_uring_sqe_set_data64(stray, 0);
-    }
+    queue_stray_nop();
+    queue_stray_nop();
     io_uring_prep_read(sqe, p[0], buf, sizeof(buf), 0);
     ck_assert_int_eq(uco_await(sqe), 3);
     ck_assert_int_eq(memcmp(buf, "xyz", 3), 0);
