@@ -51,24 +51,6 @@ void reactor_fini(struct uco_rt *rt)
     rt->reactor = NULL;
 }
 
-/* Several completions at once (a busy server's case): each one's
- * operation sits in a task or stream last touched a round trip ago, cold
- * with many connections, and fetched one by one they would stall in turn.
- * Starts fetching the next REAP_AHEAD of them; returns where that ends. */
-#define REAP_AHEAD 32
-
-static __attribute__((noinline)) unsigned ops_prefetch(const struct io_uring_cq *cq,
-                                                       unsigned head, unsigned tail)
-{
-    unsigned end = tail - head > REAP_AHEAD ? head + REAP_AHEAD : tail;
-    for (unsigned h = head; h != end; h++) {
-        uint64_t op = cq->cqes[h & cq->ring_mask].user_data;
-        if (op > KT_USER_DATA)
-            __builtin_prefetch((const void *)(uintptr_t)op, 1, 3);
-    }
-    return end;
-}
-
 /* Dispatches every completion in the CQ.  Each CQE is consumed before
  * its owner runs: a handler may need an SQE, and getting one may submit
  * and reap again (a full SQ against a full CQ), which must not see this
@@ -85,11 +67,7 @@ static unsigned reap(struct uco_rt *rt)
      * across plain completions; a handler sees them written back. */
     uco_task *last = rt->runq_tail;
     unsigned done = 0;
-    unsigned ahead = head; /* fetched up to here */
     while (head != tail) {
-        /* (int): a handler may have reaped past it */
-        if (unlikely((int)(ahead - head) <= 0) && tail - head > 1)
-            ahead = ops_prefetch(cq, head, tail);
         struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
         struct uco_op *op = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
