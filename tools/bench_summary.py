@@ -278,6 +278,17 @@ def targets(runs, counters, macro):
         if c == "bytes_per_task" and "uco" in name:
             row("idle task under 8 KiB resident", f"{t[1]:.0f} B", t[1] < 8192)
             break
+    cap = bench_report.find(counters, "memory/uco_capacity_4gib")
+    if cap:
+        r1m = counters.get((cap, "rss_1m"), (0, 0, 0))[1]
+        mem = counters.get((cap, "mem_total"), (0, 0, 0))[1]
+        if r1m:
+            row("one million suspended coroutines fit in this machine's memory",
+                f"{bench_report.gib(r1m)} resident"
+                + (f" of {bench_report.gib(mem)}" if mem else ""), bool(mem) and r1m < mem)
+        else:
+            row("one million suspended coroutines fit in this machine's memory",
+                "1,000,000 not reached (see the capacity section)", False)
     echo = macro.get("echo", [])
     for conns in (50, 1000):
         for size in (64, 4096):
