@@ -48,8 +48,11 @@ check "process CPU clock disagrees with process_time" "python3 -c 'import sys, t
 # as what fits in 4 GiB.
 check "the million target misread" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_summary as s; n = \"memory/uco_capacity_4gib/iterations:1/repeats:1/real_time\"; c = lambda **k: {(n, a): (v, v, v) for a, v in k.items()}; t = lambda cs: [r for r in s.targets({}, cs, {})[1] if \"one million\" in r[0]]; a, b, z = t(c(rss_1m=4.4e9, mem_total=25e9)), t(c(rss_1m=0, mem_total=25e9)), t(c(rss_1m=30e9, mem_total=25e9)); sys.exit(not (a[0][3] and not b[0][3] and \"not reached\" in b[0][1] and not z[0][3]))'"
 check "a time-capped capacity run said to fit 4 GiB" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_readme as r; u = \"memory/uco_capacity_4gib/iterations:1/repeats:1/real_time\"; t = \"memory/threads_capacity_4gib/iterations:1/repeats:1/real_time\"; m = \"memory/uco_100k_idle_tasks/iterations:1/real_time\"; h = \"memory/threads_10k_idle/iterations:1/real_time\"; c = {(u, \"count\"): (5e5,) * 3, (u, \"stop\"): (-2,) * 3, (u, \"time_cap_s\"): (60,) * 3, (u, \"rss_at_count\"): (2e9,) * 3, (t, \"count\"): (3e4,) * 3, (t, \"stop\"): (11,) * 3, (m, \"bytes_per_task\"): (4100,) * 3, (h, \"bytes_per_task\"): (8200,) * 3}; x = \" \".join(r.bullets({}, c, [])); c[(u, \"stop\")] = (0,) * 3; y = \" \".join(r.bullets({}, c, [])); sys.exit(not (\"60 s time cap\" in x and \"fit in 4 GiB\" not in x and \"fit in 4 GiB\" in y))'"
+# A CPU reading whose two reads did not bracket the counted window is
+# dropped (None), never reported as a near-zero CPU time.
+check "cpu_window() keeps a late reading" "python3 -c 'import sys; sys.path.insert(0, \"tools\"); import bench_macro as m; sys.exit(not (m.cpu_window(5, 1.0, 1.0) == 5 and m.cpu_window(5, 0.01, 1.0) is None and m.cpu_window(None, 1.0, 1.0) is None and m.cpu_text(None) == \"n/a\"))'"
 if [ $fail = 0 ]; then
-    echo "bench_macro_smoke: 19 passed, 0 failed"
+    echo "bench_macro_smoke: 20 passed, 0 failed"
 else
-    cat "$out/log"; echo "bench_macro_smoke: $((19 - fail)) passed, $fail failed"; exit 1
+    cat "$out/log"; echo "bench_macro_smoke: $((20 - fail)) passed, $fail failed"; exit 1
 fi

@@ -225,10 +225,25 @@ def build_peer(build, name):
 
 # ---- echo --------------------------------------------------------------------
 
+def cpu_window(cpu, wall_s, duration_s):
+    """The server's CPU over the counted window, or None when the two reads
+    did not bracket it: this harness is not pinned, and beside a server of
+    10,000 runnable threads it once read "measuring" and "done" together
+    after the run (a CPU time of 0.007 us per request)."""
+    if cpu is None or wall_s < 0.9 * duration_s:
+        return None
+    return cpu
+
+
+def cpu_text(us):
+    return "n/a" if us is None else f"{us:.2f}"
+
+
 def load_window(argv, srv, timeout):
     """Runs a uco-load with --warmup, pinned; the server's CPU time is read
     when it says "measuring" and "done", so connection set-up and tear-down
-    are not charged to the requests.  Returns (CPU ns, parsed JSON)."""
+    are not charged to the requests.  Returns (CPU ns or None, parsed JSON):
+    None when the reads came too far apart from the window (cpu_window)."""
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          stdin=subprocess.DEVNULL, preexec_fn=pin(LOAD_CPU))
     t0 = t1 = None
@@ -237,9 +252,9 @@ def load_window(argv, srv, timeout):
     try:
         for line in p.stderr:
             if line.startswith("uco-load: measuring"):
-                t0 = srv.cpu_ns()
+                t0, w0 = srv.cpu_ns(), time.monotonic()
             elif line.startswith("uco-load: done"):
-                t1 = srv.cpu_ns()
+                t1, w1 = srv.cpu_ns(), time.monotonic()
             else:
                 tail = (tail + [line.strip()])[-3:]
             if time.monotonic() > deadline:
@@ -254,7 +269,8 @@ def load_window(argv, srv, timeout):
         p.stderr.close()
     if rc != 0 or t0 is None or t1 is None:
         raise RuntimeError(f"uco-load exited {rc}: {' | '.join(tail)}")
-    return t1 - t0, json.loads(out.strip().splitlines()[-1])
+    r = json.loads(out.strip().splitlines()[-1])
+    return cpu_window(t1 - t0, w1 - w0, r["duration_s"]), r
 
 
 def echo_once(build, argv, conns, size, duration, warmup):
@@ -273,8 +289,8 @@ def echo_once(build, argv, conns, size, duration, warmup):
         "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"],
         "p999_us": r["latency_us"]["p99_9"], "max_us": r["latency_us"]["max"],
         "errors": r["errors"], "requests": reqs,
-        "cpu_us_per_req": cpu / 1e3 / reqs if reqs else None,
-        "server_cpu_s": cpu / 1e9, "duration_s": r["duration_s"],
+        "cpu_us_per_req": cpu / 1e3 / reqs if reqs and cpu is not None else None,
+        "server_cpu_s": cpu / 1e9 if cpu is not None else None, "duration_s": r["duration_s"],
         "exit_status": status,
     }
 
@@ -380,7 +396,7 @@ def echo_sequential(build, servers, conns, size, repeats, duration, warmup):
                 runs[name].append(r)
                 log(f"   echo {conns:>5} conns {size:>5} B  run {rep + 1}/{repeats}  {name:<11}"
                     f" {r['rps']:>9.0f} req/s  p99 {r['p99_us']:>6} us"
-                    f"  cpu {r['cpu_us_per_req'] or 0:.2f} us/req  errors {r['errors']}")
+                    f"  cpu {cpu_text(r['cpu_us_per_req'])} us/req  errors {r['errors']}")
             except Exception as e:  # a server that fails is reported, not hidden
                 failures[name].append(str(e))
                 log(f"   echo {conns} conns {size} B  {name}: FAILED: {e}")
@@ -534,7 +550,7 @@ def http_suite(build, configs, repeats, duration, tmp):
                     runs[n].append(r)
                     log(f"   http {path:<7} {conns:>4} conns run {rep + 1}/{repeats}  {n:<6}"
                         f" {r['rps']:>9.0f} req/s  p99 {r['p99_us'] or 0:>8.0f} us"
-                        f"  cpu {r['cpu_us_per_req'] or 0:.2f} us/req  errors {r['errors']}")
+                        f"  cpu {cpu_text(r['cpu_us_per_req'])} us/req  errors {r['errors']}")
                 except Exception as e:
                     failures[n].append(str(e))
                     log(f"   http {path} {n}: FAILED: {e}")
