@@ -79,15 +79,14 @@ def bullets(runs, counters, target_rows):
                 f"against {thousands(cv(mt, 'bytes_per_task'))} B for a blocked thread")
         if ct and cv(ct, "kernel_stack_per_thread"):
             text += f" (plus its {cv(ct, 'kernel_stack_per_thread') / 1024:.0f} KiB kernel stack)"
-        if cu and ct and cv(cu, "stop") == -2:  # the time cap came before 4 GiB
-            text += (f"; {thousands(cv(cu, 'count'))} parked coroutines made within the "
-                     f"{cv(cu, 'time_cap_s'):.0f} s time cap "
-                     f"({bench_report.gib(cv(cu, 'rss_at_count'))}, short of 4 GiB), threads "
-                     f"stopped at {thousands(cv(ct, 'count'))} "
-                     f"({bench_report.stop_reason(lambda n, k: cv(n, k) or 0, ct, 'pthread_create')})")
-        elif cu and ct:
-            text += (f"; {thousands(cv(cu, 'count'))} parked coroutines fit in 4 GiB, threads "
-                     f"stopped at {thousands(cv(ct, 'count'))} "
+        if cu and ct:
+            if cv(cu, "stop") == -2:  # the time cap came before 4 GiB
+                made = (f"{thousands(cv(cu, 'count'))} parked coroutines made within the "
+                        f"{cv(cu, 'time_cap_s'):.0f} s time cap "
+                        f"({bench_report.gib(cv(cu, 'rss_at_count'))}, short of 4 GiB)")
+            else:
+                made = f"{thousands(cv(cu, 'count'))} parked coroutines fit in 4 GiB"
+            text += (f"; {made}, threads stopped at {thousands(cv(ct, 'count'))} "
                      f"({bench_report.stop_reason(lambda n, k: cv(n, k) or 0, ct, 'pthread_create')})")
         if cu and cv(cu, "rss_1m"):
             text += f"; a million parked coroutines take {bench_report.gib(cv(cu, 'rss_1m'))}"

@@ -282,13 +282,10 @@ def targets(runs, counters, macro):
     if cap:
         r1m = counters.get((cap, "rss_1m"), (0, 0, 0))[1]
         mem = counters.get((cap, "mem_total"), (0, 0, 0))[1]
-        if r1m:
-            row("one million suspended coroutines fit in this machine's memory",
-                f"{bench_report.gib(r1m)} resident"
-                + (f" of {bench_report.gib(mem)}" if mem else ""), bool(mem) and r1m < mem)
-        else:
-            row("one million suspended coroutines fit in this machine's memory",
-                "1,000,000 not reached (see the capacity section)", False)
+        measured = (f"{bench_report.gib(r1m)} resident" + (f" of {bench_report.gib(mem)}" if mem else "")
+                    if r1m else "1,000,000 not reached (see the capacity section)")
+        row("one million suspended coroutines fit in this machine's memory", measured,
+            bool(r1m and mem) and r1m < mem)
     echo = macro.get("echo", [])
     for conns in (50, 1000):
         for size in (64, 4096):
